@@ -1,0 +1,86 @@
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+PYTHON3 ?= python3
+UV := .uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+# Written after a successful `uv sync`: `make run` / `make test` only sync again when the lock or
+# pyproject changed (or .venv was removed).
+INSTALLED := $(VENV)/.installed
+
+HOST := 127.0.0.1
+PORT := 8000
+# Extra pytest arguments: make test ARGS="tests/analysis -x"
+ARGS ?=
+
+# System packages: chromium for the e2e tests (and kaleido), ffmpeg for test clips, poppler-utils
+# for reading the PDF reports back in tests.
+APT_PACKAGES := chromium ffmpeg poppler-utils
+
+# `make run` always serves on the embedded defaults (SQLite, in-memory channel layer, local pose
+# workers, eager Celery), whatever the calling shell exports.
+EMBEDDED := env -u DATABASE_URL -u REDIS_URL -u REHAB_ENV
+
+.PHONY: help install system-deps run test lint deploy-check clean
+
+help:
+	@echo "make install       create/update .venv from uv.lock (bootstraps uv $(UV_VERSION) in .uv)"
+	@echo "make run           migrate, create the demo clinic, serve on http://$(HOST):$(PORT)"
+	@echo "make test          run the test suite (extra pytest arguments: ARGS=...)"
+	@echo "make lint          ruff, mypy, missing migrations"
+	@echo "make deploy-check  Django's deployment checks with production settings"
+	@echo "make clean         remove .venv .uv var"
+
+install: $(INSTALLED)
+
+$(UV):
+	$(PYTHON3) -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(INSTALLED): uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+system-deps:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
+	if [ -z "$$missing" ]; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "Installing system packages:$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
+	else \
+		echo "*** Missing system packages:$$missing"; \
+		echo "*** The browser (tests/e2e) and report tests need them. Install with:"; \
+		echo "***   sudo apt-get update && sudo apt-get install -y $(APT_PACKAGES)"; \
+	fi
+
+run: install
+	$(EMBEDDED) $(PY) manage.py migrate --noinput
+	$(EMBEDDED) $(PY) manage.py demo_clinic
+	@echo
+	@echo "Serving on http://$(HOST):$(PORT)  (Ctrl-C to stop)"
+	@echo
+	$(EMBEDDED) $(VENV)/bin/daphne -b $(HOST) -p $(PORT) rehab.asgi:application
+
+test: install system-deps
+	$(PY) -m pytest $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+	$(PY) manage.py makemigrations --check --dry-run
+
+deploy-check: install
+	REHAB_ENV=production \
+	DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+	DJANGO_ALLOWED_HOSTS=rehab.example.org \
+	$(PY) manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf .venv .uv var

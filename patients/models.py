@@ -1,0 +1,390 @@
+"""Therapists, patients, the exercise library, protocols and what patients report back.
+
+Every model that appears in a URL has a UUID primary key: URLs never carry sequential ids.
+"""
+
+import datetime
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from analysis.exercises import (
+    AngleSpace,
+    CameraView,
+    ExerciseDefinition,
+    FormFault,
+    JointAngle,
+    Laterality,
+    Plane,
+    RepThresholds,
+)
+from analysis.landmarks import SIDED_POINTS
+
+
+class Side(models.TextChoices):
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    BOTH = "both", "Both"
+
+
+class Therapist(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="therapist"
+    )
+    title = models.CharField(max_length=80, blank=True, help_text="e.g. PT, DPT, MSc Physio")
+    clinic = models.CharField(max_length=120, blank=True)
+
+    def __str__(self) -> str:
+        return self.user.get_full_name() or self.user.get_username()
+
+
+class PatientQuerySet(models.QuerySet["Patient"]):
+    def of_therapist(self, therapist: Therapist) -> "PatientQuerySet":
+        return self.filter(therapist=therapist)
+
+
+class Patient(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="patient"
+    )
+    therapist = models.ForeignKey(Therapist, on_delete=models.PROTECT, related_name="patients")
+    date_of_birth = models.DateField(null=True, blank=True)
+    condition = models.CharField(max_length=200, help_text="Diagnosis or reason for referral")
+    affected_side = models.CharField(max_length=5, choices=Side.choices)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PatientQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["user__last_name", "user__first_name"]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    @property
+    def full_name(self) -> str:
+        return self.user.get_full_name() or self.user.get_username()
+
+    @property
+    def has_set_password(self) -> bool:
+        return self.user.has_usable_password()
+
+
+class ExerciseQuerySet(models.QuerySet["Exercise"]):
+    def visible_to(self, therapist: Therapist) -> "ExerciseQuerySet":
+        """The built-in library plus the therapist's own exercises."""
+        return self.filter(Q(owner__isnull=True) | Q(owner=therapist))
+
+
+_POINT_CHOICES = [(point, point.replace("_", " ")) for point in SIDED_POINTS]
+
+
+class Exercise(models.Model):
+    """One exercise of the library: the stored form of `analysis.exercises.ExerciseDefinition`.
+
+    Built-in exercises (no owner) are kept in step with `analysis.exercises.LIBRARY` after every
+    migration; therapists add their own (owner set), visible to them only.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        Therapist, null=True, blank=True, on_delete=models.CASCADE, related_name="exercises"
+    )
+    slug = models.SlugField(max_length=60)
+    name = models.CharField(max_length=100)
+    joint = models.CharField(max_length=30)
+    motion = models.CharField(max_length=30)
+    proximal_point = models.CharField(max_length=20, choices=_POINT_CHOICES)
+    vertex_point = models.CharField(max_length=20, choices=_POINT_CHOICES)
+    distal_point = models.CharField(max_length=20, choices=_POINT_CHOICES)
+    raw_at_zero_deg = models.FloatField(
+        validators=[MinValueValidator(0), MaxValueValidator(180)],
+        help_text="Three-point angle between the landmarks at the anatomical position (0 deg).",
+    )
+    increases_with_motion = models.BooleanField(
+        help_text="Whether the three-point angle grows as the joint moves away from 0 deg."
+    )
+    normal_min_deg = models.FloatField(default=0)
+    normal_max_deg = models.FloatField(help_text="Adult normal active ROM (AAOS)")
+    plane = models.CharField(max_length=12, choices=[(p.value, p.value) for p in Plane])
+    camera_view = models.CharField(max_length=8, choices=[(v.value, v.value) for v in CameraView])
+    angle_space = models.CharField(
+        max_length=4,
+        choices=[(AngleSpace.IMAGE_2D.value, "2D image"), (AngleSpace.WORLD_3D.value, "3D world")],
+    )
+    angle_space_reason = models.TextField()
+    laterality = models.CharField(
+        max_length=16,
+        choices=[
+            (Laterality.ONE_SIDE.value, "one side"),
+            (Laterality.BOTH_TOGETHER.value, "both sides together"),
+            (Laterality.ALTERNATING.value, "alternating sides"),
+        ],
+    )
+    default_target_deg = models.FloatField()
+    rest_deg = models.FloatField(help_text="A repetition starts and ends beyond this angle")
+    peak_deg = models.FloatField(help_text="A repetition counts once the angle passes this")
+    min_duration_s = models.FloatField(default=0.8)
+    min_amplitude_deg = models.FloatField(default=20)
+    instructions = models.TextField()
+    form_faults = models.JSONField(default=list, blank=True)
+
+    objects = ExerciseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slug"], condition=Q(owner__isnull=True), name="unique_builtin_slug"
+            ),
+            models.UniqueConstraint(fields=["owner", "slug"], name="unique_custom_slug"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.owner_id is None
+
+    @property
+    def angle_label(self) -> str:
+        return f"{self.joint} {self.motion}"
+
+    def definition(self) -> ExerciseDefinition:
+        """The analysis-side definition; raises ValueError when the numbers are inconsistent."""
+        return ExerciseDefinition(
+            slug=self.slug,
+            name=self.name,
+            angle=JointAngle(
+                joint=self.joint,
+                motion=self.motion,
+                proximal=self.proximal_point,
+                vertex=self.vertex_point,
+                distal=self.distal_point,
+                raw_at_zero_deg=self.raw_at_zero_deg,
+                increases_with_motion=self.increases_with_motion,
+                normal_min_deg=self.normal_min_deg,
+                normal_max_deg=self.normal_max_deg,
+            ),
+            plane=Plane(self.plane),
+            camera_view=CameraView(self.camera_view),
+            angle_space=AngleSpace(self.angle_space),
+            angle_space_reason=self.angle_space_reason,
+            laterality=Laterality(self.laterality),
+            default_target_deg=self.default_target_deg,
+            thresholds=RepThresholds(
+                rest_deg=self.rest_deg,
+                peak_deg=self.peak_deg,
+                min_duration_s=self.min_duration_s,
+                min_amplitude_deg=self.min_amplitude_deg,
+            ),
+            instructions=self.instructions,
+            form_faults=tuple(FormFault(f["code"], f["label"]) for f in self.form_faults),
+        )
+
+    def clean(self) -> None:
+        try:
+            self.definition()
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValidationError(str(error)) from error
+
+    @staticmethod
+    def fields_from_definition(definition: ExerciseDefinition) -> dict[str, Any]:
+        angle, thresholds = definition.angle, definition.thresholds
+        return {
+            "name": definition.name,
+            "joint": angle.joint,
+            "motion": angle.motion,
+            "proximal_point": angle.proximal,
+            "vertex_point": angle.vertex,
+            "distal_point": angle.distal,
+            "raw_at_zero_deg": angle.raw_at_zero_deg,
+            "increases_with_motion": angle.increases_with_motion,
+            "normal_min_deg": angle.normal_min_deg,
+            "normal_max_deg": angle.normal_max_deg,
+            "plane": definition.plane.value,
+            "camera_view": definition.camera_view.value,
+            "angle_space": definition.angle_space.value,
+            "angle_space_reason": definition.angle_space_reason,
+            "laterality": definition.laterality.value,
+            "default_target_deg": definition.default_target_deg,
+            "rest_deg": thresholds.rest_deg,
+            "peak_deg": thresholds.peak_deg,
+            "min_duration_s": thresholds.min_duration_s,
+            "min_amplitude_deg": thresholds.min_amplitude_deg,
+            "instructions": definition.instructions,
+            "form_faults": [{"code": f.code, "label": f.label} for f in definition.form_faults],
+        }
+
+
+class Protocol(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    therapist = models.ForeignKey(Therapist, on_delete=models.CASCADE, related_name="protocols")
+    name = models.CharField(max_length=120)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prescription(models.Model):
+    """One exercise line of a protocol."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    protocol = models.ForeignKey(Protocol, on_delete=models.CASCADE, related_name="prescriptions")
+    exercise = models.ForeignKey(Exercise, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField(default=0)
+    side = models.CharField(max_length=5, choices=Side.choices)
+    sets = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    reps = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(50)]
+    )
+    hold_s = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(120)])
+    rest_s = models.PositiveSmallIntegerField(default=60, validators=[MaxValueValidator(600)])
+    target_rom_deg = models.FloatField(
+        validators=[MinValueValidator(0), MaxValueValidator(180)],
+        help_text="Joint angle to reach at the peak of each repetition (0 deg = anatomical)",
+    )
+    sessions_per_week = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(14)]
+    )
+    notes = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["protocol", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.exercise} ({self.get_side_display().lower()}) {self.sets}x{self.reps}"
+
+
+class AssignmentQuerySet(models.QuerySet["Assignment"]):
+    def active_on(self, day: datetime.date) -> "AssignmentQuerySet":
+        return self.filter(start_date__lte=day, end_date__gte=day)
+
+    def overlapping(self, first: datetime.date, last: datetime.date) -> "AssignmentQuerySet":
+        return self.filter(start_date__lte=last, end_date__gte=first)
+
+
+class Assignment(models.Model):
+    """A protocol prescribed to a patient for a date range (both days included)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="assignments")
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="assignments")
+    start_date = models.DateField()
+    end_date = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-start_date"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_date__gte=models.F("start_date")), name="assignment_dates_ordered"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.protocol} for {self.patient} ({self.start_date} to {self.end_date})"
+
+    def clean(self) -> None:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValidationError({"end_date": "The end date cannot be before the start date."})
+
+    def is_active_on(self, day: datetime.date) -> bool:
+        return self.start_date <= day <= self.end_date
+
+
+BORG_CR10_CHOICES = [
+    (0.0, "0 - nothing at all"),
+    (0.5, "0.5 - very, very weak"),
+    (1.0, "1 - very weak"),
+    (2.0, "2 - weak"),
+    (3.0, "3 - moderate"),
+    (4.0, "4 - somewhat strong"),
+    (5.0, "5 - strong"),
+    (6.0, "6"),
+    (7.0, "7 - very strong"),
+    (8.0, "8"),
+    (9.0, "9"),
+    (10.0, "10 - very, very strong (maximal)"),
+]
+
+
+class PainReport(models.Model):
+    """What the patient reports after a session: pain (NRS 0-10) and exertion (Borg CR-10)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="pain_reports")
+    session = models.OneToOneField(
+        "exercise_sessions.ExerciseSession",
+        on_delete=models.CASCADE,
+        related_name="pain_report",
+    )
+    pain_nrs = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(10)], help_text="0 = no pain, 10 = worst pain imaginable"
+    )
+    effort_borg = models.FloatField(choices=BORG_CR10_CHOICES)
+    comment = models.CharField(max_length=500, blank=True)
+    reported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-reported_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(pain_nrs__lte=10), name="pain_nrs_0_to_10"),
+            models.CheckConstraint(
+                condition=Q(effort_borg__gte=0, effort_borg__lte=10), name="effort_borg_0_to_10"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"pain {self.pain_nrs}/10, effort {self.effort_borg}/10"
+
+
+class AlertQuerySet(models.QuerySet["Alert"]):
+    def open(self) -> "AlertQuerySet":
+        return self.filter(acknowledged_at__isnull=True)
+
+
+class Alert(models.Model):
+    class Kind(models.TextChoices):
+        MISSED_SESSIONS = "missed_sessions", "Missed sessions"
+        ROM_FALLING = "rom_falling", "ROM falling"
+        ROM_STALLED = "rom_stalled", "ROM stalled"
+        PAIN_RISING = "pain_rising", "Pain rising"
+        FORM_FLAGS = "form_flags", "Repeated form flags"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    message = models.CharField(max_length=300, help_text="One sentence with the numbers behind it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.message

@@ -1,0 +1,46 @@
+from django.contrib import admin
+
+from sessions.models import ExerciseSession, Repetition
+
+
+class RepetitionInline(admin.TabularInline):
+    model = Repetition
+    extra = 0
+    fields = [
+        "set_number",
+        "index",
+        "side",
+        "rom_deg",
+        "duration_s",
+        "peak_velocity_dps",
+        "form_flags",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(ExerciseSession)
+class ExerciseSessionAdmin(admin.ModelAdmin):
+    list_display = [
+        "patient",
+        "exercise",
+        "side",
+        "status",
+        "started_at",
+        "reps_counted",
+        "best_rom_deg",
+    ]
+    list_filter = ["status", "exercise", "side", "started_at"]
+    search_fields = ["patient__user__last_name", "exercise__name"]
+    date_hierarchy = "started_at"
+    list_select_related = ["patient__user", "exercise"]
+    raw_id_fields = ["patient", "prescription"]
+    inlines = [RepetitionInline]
+
+
+@admin.register(Repetition)
+class RepetitionAdmin(admin.ModelAdmin):
+    list_display = ["session", "set_number", "index", "rom_deg", "duration_s", "peak_velocity_dps"]
+    list_filter = ["side", "session__exercise"]
+    search_fields = ["session__patient__user__last_name"]
+    list_select_related = ["session__exercise"]
+    raw_id_fields = ["session"]

@@ -1,0 +1,101 @@
+"""Exercise sessions and their repetitions: numbers derived from landmarks, never images."""
+
+import uuid
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from patients.models import Exercise, Patient, Prescription, Side
+
+
+class ExerciseSessionQuerySet(models.QuerySet["ExerciseSession"]):
+    def completed(self) -> "ExerciseSessionQuerySet":
+        return self.filter(status=ExerciseSession.Status.COMPLETED)
+
+
+class ExerciseSession(models.Model):
+    """One sitting of one prescribed exercise: its sets of repetitions and their summary.
+
+    The prescription's targets are copied in at the start, so history stays true when a protocol
+    is edited later.
+    """
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        ABANDONED = "abandoned", "Abandoned"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="sessions")
+    prescription = models.ForeignKey(
+        Prescription, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
+    )
+    exercise = models.ForeignKey(Exercise, on_delete=models.PROTECT, related_name="+")
+    side = models.CharField(max_length=5, choices=Side.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    target_sets = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    target_reps = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    target_rom_deg = models.FloatField()
+    reps_counted = models.PositiveIntegerField(default=0)
+    partial_reps = models.PositiveIntegerField(default=0)
+    best_rom_deg = models.FloatField(null=True, blank=True)
+    mean_rom_deg = models.FloatField(null=True, blank=True)
+
+    objects = ExerciseSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["patient", "status", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.exercise} on {self.started_at:%Y-%m-%d} ({self.get_status_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.IN_PROGRESS
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+class Repetition(models.Model):
+    """One counted repetition. Times are seconds from the session's start."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(
+        ExerciseSession, on_delete=models.CASCADE, related_name="repetitions"
+    )
+    set_number = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    index = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1)], help_text="1-based position within its set"
+    )
+    side = models.CharField(max_length=5, choices=Side.choices)
+    start_s = models.FloatField()
+    end_s = models.FloatField()
+    min_deg = models.FloatField()
+    max_deg = models.FloatField()
+    rom_deg = models.FloatField()
+    duration_s = models.FloatField()
+    concentric_s = models.FloatField(null=True, blank=True)
+    eccentric_s = models.FloatField(null=True, blank=True)
+    peak_velocity_dps = models.FloatField(help_text="Peak angular velocity, deg/s")
+    form_flags = models.JSONField(default=list, blank=True)
+    trace_deg = models.JSONField(
+        default=list, blank=True, help_text="The angle over the repetition, downsampled"
+    )
+
+    class Meta:
+        ordering = ["session", "set_number", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "set_number", "index"], name="unique_repetition_per_set"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"set {self.set_number} rep {self.index}: {self.rom_deg:.0f} deg"

@@ -1,0 +1,90 @@
+"""Reads for sessions and the patient's plan, scoped by the user (404 for anything not theirs)."""
+
+import datetime
+from collections import Counter
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from patients.models import Assignment, Patient, Prescription
+from patients.selectors import User, assignment_lines_prefetch, patient_of, therapist_of
+from sessions.models import ExerciseSession, Repetition
+
+
+def session_get_for_user(*, user: User, session_id: UUID) -> ExerciseSession:
+    queryset = ExerciseSession.objects.select_related("exercise", "patient__user", "prescription")
+    if therapist := therapist_of(user):
+        queryset = queryset.filter(patient__therapist=therapist)
+    elif patient := patient_of(user):
+        queryset = queryset.filter(patient=patient)
+    else:
+        raise Http404
+    try:
+        return queryset.get(pk=session_id)
+    except (ExerciseSession.DoesNotExist, ValueError):
+        raise Http404 from None
+
+
+def sessions_of_patient(*, patient: Patient) -> QuerySet[ExerciseSession]:
+    return (
+        ExerciseSession.objects.filter(patient=patient)
+        .select_related("exercise", "pain_report")
+        .order_by("-started_at")
+    )
+
+
+def repetitions_of_session(*, session: ExerciseSession) -> QuerySet[Repetition]:
+    return session.repetitions.order_by("set_number", "index")
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    prescription: Prescription
+    done_this_week: int
+    done_today: bool
+    open_session: ExerciseSession | None
+
+    @property
+    def week_complete(self) -> bool:
+        return self.done_this_week >= self.prescription.sessions_per_week
+
+
+def today_plan(*, patient: Patient, today: datetime.date) -> list[PlanItem]:
+    """The exercise lines of the patient's protocols active today, with this week's progress
+    (weeks start on Monday)."""
+    monday = today - datetime.timedelta(days=today.weekday())
+    assignments = (
+        Assignment.objects.active_on(today)
+        .filter(patient=patient)
+        .select_related("protocol")
+        .prefetch_related(assignment_lines_prefetch())
+    )
+    week = list(
+        ExerciseSession.objects.filter(
+            patient=patient, started_at__date__gte=monday, started_at__date__lte=today
+        ).only("prescription_id", "status", "started_at")
+    )
+    completed = [s for s in week if s.status == ExerciseSession.Status.COMPLETED]
+    per_line = Counter(s.prescription_id for s in completed)
+    today_lines = {
+        s.prescription_id for s in completed if timezone.localdate(s.started_at) == today
+    }
+    open_sessions = {
+        s.prescription_id: s
+        for s in week
+        if s.status == ExerciseSession.Status.IN_PROGRESS
+        and timezone.localdate(s.started_at) == today
+    }
+    return [
+        PlanItem(
+            prescription=line,
+            done_this_week=per_line[line.pk],
+            done_today=line.pk in today_lines,
+            open_session=open_sessions.get(line.pk),
+        )
+        for assignment in assignments
+        for line in assignment.protocol.prescriptions.all()
+    ]

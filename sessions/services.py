@@ -1,0 +1,122 @@
+"""Writes for exercise sessions, repetitions and what the patient reports afterwards."""
+
+import datetime
+from dataclasses import asdict, dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Avg, Count, Max
+from django.utils import timezone
+
+from patients.models import Assignment, PainReport, Patient, Prescription
+from sessions.models import ExerciseSession, Repetition
+
+
+def session_start(
+    *, patient: Patient, prescription: Prescription, now: datetime.datetime | None = None
+) -> ExerciseSession:
+    """Start a session of a prescription that is on the patient's plan today. A session of the
+    same prescription already open today is resumed instead of doubled."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    on_plan = Assignment.objects.active_on(today).filter(
+        patient=patient, protocol_id=prescription.protocol_id
+    )
+    if not on_plan.exists():
+        raise ValidationError("This exercise is not on your plan today.")
+    with transaction.atomic():
+        open_today = (
+            ExerciseSession.objects.select_for_update()
+            .filter(
+                patient=patient,
+                prescription=prescription,
+                status=ExerciseSession.Status.IN_PROGRESS,
+                started_at__date=today,
+            )
+            .first()
+        )
+        if open_today:
+            return open_today
+        session = ExerciseSession(
+            patient=patient,
+            prescription=prescription,
+            exercise=prescription.exercise,
+            side=prescription.side,
+            started_at=now,
+            target_sets=prescription.sets,
+            target_reps=prescription.reps,
+            target_rom_deg=prescription.target_rom_deg,
+        )
+        session.full_clean()
+        session.save()
+    return session
+
+
+def session_complete(
+    *, session: ExerciseSession, now: datetime.datetime | None = None
+) -> ExerciseSession:
+    """Close the session and store its summary from the recorded repetitions. Idempotent."""
+    with transaction.atomic():
+        session = ExerciseSession.objects.select_for_update().get(pk=session.pk)
+        if session.status != ExerciseSession.Status.IN_PROGRESS:
+            return session
+        summary = session.repetitions.aggregate(
+            n=Count("pk"), best=Max("rom_deg"), mean=Avg("rom_deg")
+        )
+        session.reps_counted = summary["n"]
+        session.best_rom_deg = summary["best"]
+        session.mean_rom_deg = summary["mean"]
+        session.status = ExerciseSession.Status.COMPLETED
+        session.ended_at = now or timezone.now()
+        session.save()
+    return session
+
+
+def session_report(
+    *, session: ExerciseSession, pain_nrs: int, effort_borg: float, comment: str = ""
+) -> PainReport:
+    """Record (or correct) the patient's pain and effort for a completed session."""
+    if session.status != ExerciseSession.Status.COMPLETED:
+        raise ValidationError("Pain and effort are reported after the session is completed.")
+    report = PainReport.objects.filter(session=session).first() or PainReport(
+        session=session, patient=session.patient
+    )
+    report.pain_nrs, report.effort_borg, report.comment = pain_nrs, effort_borg, comment
+    report.full_clean()
+    report.save()
+    return report
+
+
+@dataclass(frozen=True)
+class RepetitionData:
+    set_number: int
+    index: int
+    side: str
+    start_s: float
+    end_s: float
+    min_deg: float
+    max_deg: float
+    rom_deg: float
+    duration_s: float
+    peak_velocity_dps: float
+    concentric_s: float | None = None
+    eccentric_s: float | None = None
+    form_flags: list[str] = field(default_factory=list)
+    trace_deg: list[float] = field(default_factory=list)
+
+
+def rep_record(*, session: ExerciseSession, data: RepetitionData) -> Repetition:
+    """Store one repetition exactly once: a retried or duplicated call returns the existing row
+    (the unique constraint on session, set and index decides)."""
+    key = {"session": session, "set_number": data.set_number, "index": data.index}
+    existing = Repetition.objects.filter(**key).first()
+    if existing:
+        return existing
+    rep = Repetition(**key, **{k: v for k, v in asdict(data).items() if k not in key})
+    rep.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            rep.save(force_insert=True)
+    except IntegrityError:
+        return Repetition.objects.get(**key)
+    return rep

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from sessions import views
+
+urlpatterns = [
+    path("today/", views.today, name="today"),
+    path("history/", views.history, name="history"),
+    path("start/<uuid:prescription_id>/", views.start, name="session_start"),
+    path("<uuid:session_id>/", views.detail, name="session_detail"),
+    path("<uuid:session_id>/complete/", views.complete, name="session_complete"),
+    path("<uuid:session_id>/report/", views.report, name="session_report"),
+]

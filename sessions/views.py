@@ -1,0 +1,92 @@
+"""Patient pages (today's plan, a session, the report afterwards, history) and the session detail
+that therapist and patient share."""
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from patients.decorators import patient_required
+from patients.models import Prescription
+from sessions.forms import PainReportForm
+from sessions.selectors import (
+    repetitions_of_session,
+    session_get_for_user,
+    sessions_of_patient,
+    today_plan,
+)
+from sessions.services import session_complete, session_report, session_start
+
+
+@patient_required
+def today(request: HttpRequest) -> HttpResponse:
+    day = timezone.localdate()
+    plan = today_plan(patient=request.patient, today=day)
+    return render(request, "sessions/today.html", {"plan": plan, "day": day})
+
+
+@patient_required
+@require_POST
+def start(request: HttpRequest, prescription_id: UUID) -> HttpResponse:
+    try:
+        prescription = Prescription.objects.select_related("exercise").get(pk=prescription_id)
+        session = session_start(patient=request.patient, prescription=prescription)
+    except (Prescription.DoesNotExist, ValidationError):
+        # Not on this patient's plan today: the same answer as a prescription that does not exist.
+        raise Http404 from None
+    return redirect("session_detail", session_id=session.pk)
+
+
+@login_required
+def detail(request: HttpRequest, session_id: UUID) -> HttpResponse:
+    session = session_get_for_user(user=request.user, session_id=session_id)
+    repetitions = list(repetitions_of_session(session=session))
+    context = {
+        "session": session,
+        "repetitions": repetitions,
+        "is_own": getattr(request.user, "patient", None) == session.patient,
+        "report": getattr(session, "pain_report", None),
+    }
+    return render(request, "sessions/session_detail.html", context)
+
+
+@patient_required
+@require_POST
+def complete(request: HttpRequest, session_id: UUID) -> HttpResponse:
+    session = session_get_for_user(user=request.user, session_id=session_id)
+    session_complete(session=session)
+    return redirect("session_report", session_id=session.pk)
+
+
+@patient_required
+def report(request: HttpRequest, session_id: UUID) -> HttpResponse:
+    session = session_get_for_user(user=request.user, session_id=session_id)
+    if session.is_open:
+        return redirect("session_detail", session_id=session.pk)
+    existing = getattr(session, "pain_report", None)
+    initial = (
+        {
+            "pain_nrs": existing.pain_nrs,
+            "effort_borg": existing.effort_borg,
+            "comment": existing.comment,
+        }
+        if existing
+        else None
+    )
+    form = PainReportForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        session_report(session=session, **form.cleaned_data)
+        messages.success(request, "Thank you. Your therapist will see how it went.")
+        return redirect("today")
+    return render(request, "sessions/report.html", {"session": session, "form": form})
+
+
+@patient_required
+def history(request: HttpRequest) -> HttpResponse:
+    sessions = sessions_of_patient(patient=request.patient)
+    return render(request, "sessions/history.html", {"sessions": sessions})

@@ -1,0 +1,177 @@
+"""The fixed cast: therapist A, therapist B, patient P (of A), patient Q (of B), anonymous.
+
+`world` builds them through the real services, each with a protocol assigned for today, a
+completed session with repetitions and a pain report, an open session, a custom exercise and an
+open alert, so that every object-scoped URL has something to point at for every actor.
+"""
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from patients.models import Alert, Exercise, Patient, Protocol, Therapist
+from patients.services import (
+    PatientFields,
+    assignment_save,
+    exercise_save,
+    patient_create,
+    protocol_save,
+    therapist_create,
+)
+from sessions.models import ExerciseSession
+from sessions.services import (
+    RepetitionData,
+    rep_record,
+    session_complete,
+    session_report,
+    session_start,
+)
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Practice:
+    """One therapist with one patient and their records."""
+
+    therapist: Therapist
+    patient: Patient
+    protocol: Protocol
+    custom_exercise: Exercise
+    completed_session: ExerciseSession
+    open_session: ExerciseSession
+    alert: Alert
+
+
+@dataclass
+class World:
+    a: Practice
+    b: Practice
+
+    @property
+    def p(self) -> Patient:
+        return self.a.patient
+
+    @property
+    def q(self) -> Patient:
+        return self.b.patient
+
+
+def make_practice(prefix: str) -> Practice:
+    therapist = therapist_create(
+        email=f"therapist.{prefix}@example.org",
+        first_name="Thera",
+        last_name=prefix.upper(),
+        password=PASSWORD,
+    )
+    patient = patient_create(
+        therapist=therapist,
+        fields=PatientFields(
+            first_name="Pat",
+            last_name=prefix.upper(),
+            email=f"patient.{prefix}@example.org",
+            condition="Total knee arthroplasty",
+            affected_side="right",
+        ),
+    )
+    patient.user.set_password(PASSWORD)
+    patient.user.save()
+    squat = Exercise.objects.get(slug="squat", owner=None)
+    custom = Exercise(**Exercise.fields_from_definition(squat.definition()))
+    custom.name = f"Wall squat {prefix}"
+    custom.slug = f"wall_squat_{prefix}"
+    custom = exercise_save(therapist=therapist, exercise=custom)
+    line = {
+        "side": "right",
+        "sets": 2,
+        "reps": 3,
+        "hold_s": 0,
+        "rest_s": 30,
+        "target_rom_deg": 90.0,
+        "sessions_per_week": 3,
+        "notes": "",
+    }
+    protocol = protocol_save(
+        therapist=therapist,
+        protocol=None,
+        name=f"Knee {prefix}",
+        notes="",
+        lines=[
+            {**line, "exercise": Exercise.objects.get(slug="heel_slide", owner=None)},
+            {**line, "exercise": custom},
+        ],
+    )
+    today = timezone.localdate()
+    assignment_save(
+        patient=patient,
+        protocol=protocol,
+        start_date=today - datetime.timedelta(days=14),
+        end_date=today + datetime.timedelta(days=14),
+    )
+    first, second = protocol.prescriptions.order_by("position")
+    done = session_start(
+        patient=patient, prescription=first, now=timezone.now() - datetime.timedelta(hours=1)
+    )
+    for index in (1, 2):
+        rep_record(session=done, data=rep_data(set_number=1, index=index, rom=80.0 + index))
+    done = session_complete(session=done)
+    session_report(session=done, pain_nrs=3, effort_borg=4.0)
+    alert = Alert.objects.create(
+        patient=patient, kind=Alert.Kind.PAIN_RISING, message="Pain rose from 2 to 5 in a week."
+    )
+    return Practice(
+        therapist=therapist,
+        patient=patient,
+        protocol=protocol,
+        custom_exercise=custom,
+        completed_session=done,
+        open_session=session_start(patient=patient, prescription=second),
+        alert=alert,
+    )
+
+
+def rep_data(*, set_number: int, index: int, rom: float) -> RepetitionData:
+    return RepetitionData(
+        set_number=set_number,
+        index=index,
+        side="right",
+        start_s=3.0 * index,
+        end_s=3.0 * index + 2.5,
+        min_deg=5.0,
+        max_deg=5.0 + rom,
+        rom_deg=rom,
+        duration_s=2.5,
+        peak_velocity_dps=95.0,
+        form_flags=["trunk_lean"] if index == 2 else [],
+        trace_deg=[5.0, 45.0, 5.0 + rom, 45.0, 5.0],
+    )
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    return World(a=make_practice("a"), b=make_practice("b"))
+
+
+def client_for(world: World, actor: str) -> Client:
+    client = Client()
+    users = {
+        "therapist_a": world.a.therapist.user,
+        "therapist_b": world.b.therapist.user,
+        "patient_p": world.p.user,
+        "patient_q": world.q.user,
+    }
+    if actor != "anonymous":
+        client.force_login(users[actor])
+    return client
+
+
+CAST = ("therapist_a", "therapist_b", "patient_p", "patient_q", "anonymous")
