@@ -8,9 +8,18 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 
+from patients.models import Patient, Therapist
 from patients.selectors import patient_of, therapist_of
 
 View = Callable[..., HttpResponse]
+
+
+class TherapistRequest(HttpRequest):
+    therapist: Therapist
+
+
+class PatientRequest(HttpRequest):
+    patient: Patient
 
 
 def therapist_required(view: View) -> View:

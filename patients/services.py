@@ -195,7 +195,8 @@ def protocol_save(
         existing = {line.pk: line for line in protocol.prescriptions.all()}
         kept = []
         for position, data in enumerate(lines):
-            line = existing.get(data.get("id")) or Prescription(protocol=protocol)
+            line = existing.pop(data["id"], None) if data.get("id") else None
+            line = line or Prescription(protocol=protocol)
             exercise = data["exercise"]
             if exercise.owner_id not in (None, therapist.pk):
                 raise ValidationError("Unknown exercise.")

@@ -1,18 +1,19 @@
 """Therapist pages: roster, patients, protocols, assignments, exercise library, alerts."""
 
+import datetime
 from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.forms import Form
+from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from patients.decorators import therapist_required
+from patients.decorators import TherapistRequest, therapist_required
 from patients.forms import (
     AssignmentForm,
     ExerciseForm,
@@ -53,7 +54,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("roster")
 
 
-def _apply_errors(form: Form, error: ValidationError) -> None:
+def _apply_errors(form: BaseForm, error: ValidationError) -> None:
     """Show a service's ValidationError on the form that fed it."""
     if hasattr(error, "error_dict"):
         for field, errors in error.error_dict.items():
@@ -66,13 +67,13 @@ def _apply_errors(form: Form, error: ValidationError) -> None:
 
 
 @therapist_required
-def roster(request: HttpRequest) -> HttpResponse:
+def roster(request: TherapistRequest) -> HttpResponse:
     rows = roster_for_therapist(therapist=request.therapist, today=timezone.localdate())
     return render(request, "patients/roster.html", {"rows": rows})
 
 
 @therapist_required
-def patient_new(request: HttpRequest) -> HttpResponse:
+def patient_new(request: TherapistRequest) -> HttpResponse:
     form = PatientForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -89,7 +90,7 @@ def patient_new(request: HttpRequest) -> HttpResponse:
 
 
 @therapist_required
-def patient_edit(request: HttpRequest, patient_id: UUID) -> HttpResponse:
+def patient_edit(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
     patient = patient_get_for_user(user=request.user, patient_id=patient_id)
     form = PatientForm.for_patient(patient, request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -104,7 +105,7 @@ def patient_edit(request: HttpRequest, patient_id: UUID) -> HttpResponse:
 
 
 @therapist_required
-def patient_detail(request: HttpRequest, patient_id: UUID) -> HttpResponse:
+def patient_detail(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
     patient = patient_get_for_user(user=request.user, patient_id=patient_id)
     today = timezone.localdate()
     assignments = patient.assignments.select_related("protocol").prefetch_related(
@@ -127,7 +128,7 @@ def patient_detail(request: HttpRequest, patient_id: UUID) -> HttpResponse:
 
 @therapist_required
 @require_POST
-def patient_reinvite(request: HttpRequest, patient_id: UUID) -> HttpResponse:
+def patient_reinvite(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
     patient = patient_get_for_user(user=request.user, patient_id=patient_id)
     if patient.has_set_password:
         messages.info(request, f"{patient.full_name} has already set a password.")
@@ -141,13 +142,13 @@ def patient_reinvite(request: HttpRequest, patient_id: UUID) -> HttpResponse:
 
 
 @therapist_required
-def assignment_new(request: HttpRequest, patient_id: UUID) -> HttpResponse:
+def assignment_new(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
     patient = patient_get_for_user(user=request.user, patient_id=patient_id)
     today = timezone.localdate()
     form = AssignmentForm(
         request.POST or None,
         therapist=request.therapist,
-        initial={"start_date": today, "end_date": today + timezone.timedelta(weeks=6)},
+        initial={"start_date": today, "end_date": today + datetime.timedelta(weeks=6)},
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -162,7 +163,7 @@ def assignment_new(request: HttpRequest, patient_id: UUID) -> HttpResponse:
 
 
 @therapist_required
-def assignment_edit(request: HttpRequest, assignment_id: UUID) -> HttpResponse:
+def assignment_edit(request: TherapistRequest, assignment_id: UUID) -> HttpResponse:
     assignment = assignment_get_for_user(user=request.user, assignment_id=assignment_id)
     patient = assignment.patient
     form = AssignmentForm(
@@ -190,13 +191,13 @@ def assignment_edit(request: HttpRequest, assignment_id: UUID) -> HttpResponse:
 
 
 @therapist_required
-def protocol_list(request: HttpRequest) -> HttpResponse:
+def protocol_list(request: TherapistRequest) -> HttpResponse:
     protocols = protocol_list_for_therapist(therapist=request.therapist)
     return render(request, "patients/protocol_list.html", {"protocols": protocols})
 
 
-def _protocol_builder(request: HttpRequest, protocol_id: UUID | None) -> HttpResponse:
-    therapist = request.therapist  # type: ignore[attr-defined]
+def _protocol_builder(request: TherapistRequest, protocol_id: UUID | None) -> HttpResponse:
+    therapist = request.therapist
     protocol = (
         protocol_get_for_user(user=request.user, protocol_id=protocol_id) if protocol_id else None
     )
@@ -233,12 +234,12 @@ def _protocol_builder(request: HttpRequest, protocol_id: UUID | None) -> HttpRes
 
 
 @therapist_required
-def protocol_new(request: HttpRequest) -> HttpResponse:
+def protocol_new(request: TherapistRequest) -> HttpResponse:
     return _protocol_builder(request, None)
 
 
 @therapist_required
-def protocol_edit(request: HttpRequest, protocol_id: UUID) -> HttpResponse:
+def protocol_edit(request: TherapistRequest, protocol_id: UUID) -> HttpResponse:
     return _protocol_builder(request, protocol_id)
 
 
@@ -246,19 +247,19 @@ def protocol_edit(request: HttpRequest, protocol_id: UUID) -> HttpResponse:
 
 
 @therapist_required
-def exercise_list(request: HttpRequest) -> HttpResponse:
+def exercise_list(request: TherapistRequest) -> HttpResponse:
     exercises = Exercise.objects.visible_to(request.therapist).select_related("owner")
     return render(request, "patients/exercise_list.html", {"exercises": exercises})
 
 
 @therapist_required
-def exercise_detail(request: HttpRequest, exercise_id: UUID) -> HttpResponse:
+def exercise_detail(request: TherapistRequest, exercise_id: UUID) -> HttpResponse:
     exercise = exercise_get_for_user(user=request.user, exercise_id=exercise_id)
     return render(request, "patients/exercise_detail.html", {"exercise": exercise})
 
 
-def _exercise_form(request: HttpRequest, exercise: Exercise) -> HttpResponse:
-    therapist = request.therapist  # type: ignore[attr-defined]
+def _exercise_form(request: TherapistRequest, exercise: Exercise) -> HttpResponse:
+    therapist = request.therapist
     form = ExerciseForm(request.POST or None, instance=exercise, therapist=therapist)
     if request.method == "POST" and form.is_valid():
         try:
@@ -273,7 +274,7 @@ def _exercise_form(request: HttpRequest, exercise: Exercise) -> HttpResponse:
 
 
 @therapist_required
-def exercise_new(request: HttpRequest) -> HttpResponse:
+def exercise_new(request: TherapistRequest) -> HttpResponse:
     exercise = Exercise()
     if template_id := request.GET.get("from"):
         # Start from a library exercise: a copy the therapist then adapts.
@@ -284,7 +285,7 @@ def exercise_new(request: HttpRequest) -> HttpResponse:
 
 
 @therapist_required
-def exercise_edit(request: HttpRequest, exercise_id: UUID) -> HttpResponse:
+def exercise_edit(request: TherapistRequest, exercise_id: UUID) -> HttpResponse:
     exercise = exercise_get_for_user(user=request.user, exercise_id=exercise_id, editable=True)
     return _exercise_form(request, exercise)
 
@@ -294,7 +295,7 @@ def exercise_edit(request: HttpRequest, exercise_id: UUID) -> HttpResponse:
 
 @therapist_required
 @require_POST
-def alert_ack(request: HttpRequest, alert_id: UUID) -> HttpResponse:
+def alert_ack(request: TherapistRequest, alert_id: UUID) -> HttpResponse:
     alert = alert_get_for_user(user=request.user, alert_id=alert_id)
     alert_acknowledge(alert=alert, user=request.user)
     return redirect("patient_detail", patient_id=alert.patient_id)

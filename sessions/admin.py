@@ -6,7 +6,7 @@ from sessions.models import ExerciseSession, Repetition
 class RepetitionInline(admin.TabularInline):
     model = Repetition
     extra = 0
-    fields = [
+    fields = readonly_fields = (
         "set_number",
         "index",
         "side",
@@ -14,8 +14,7 @@ class RepetitionInline(admin.TabularInline):
         "duration_s",
         "peak_velocity_dps",
         "form_flags",
-    ]
-    readonly_fields = fields
+    )
 
 
 @admin.register(ExerciseSession)

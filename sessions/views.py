@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from patients.decorators import patient_required
+from patients.decorators import PatientRequest, patient_required
 from patients.models import Prescription
 from sessions.forms import PainReportForm
 from sessions.selectors import (
@@ -24,7 +24,7 @@ from sessions.services import session_complete, session_report, session_start
 
 
 @patient_required
-def today(request: HttpRequest) -> HttpResponse:
+def today(request: PatientRequest) -> HttpResponse:
     day = timezone.localdate()
     plan = today_plan(patient=request.patient, today=day)
     return render(request, "sessions/today.html", {"plan": plan, "day": day})
@@ -32,7 +32,7 @@ def today(request: HttpRequest) -> HttpResponse:
 
 @patient_required
 @require_POST
-def start(request: HttpRequest, prescription_id: UUID) -> HttpResponse:
+def start(request: PatientRequest, prescription_id: UUID) -> HttpResponse:
     try:
         prescription = Prescription.objects.select_related("exercise").get(pk=prescription_id)
         session = session_start(patient=request.patient, prescription=prescription)
@@ -57,14 +57,14 @@ def detail(request: HttpRequest, session_id: UUID) -> HttpResponse:
 
 @patient_required
 @require_POST
-def complete(request: HttpRequest, session_id: UUID) -> HttpResponse:
+def complete(request: PatientRequest, session_id: UUID) -> HttpResponse:
     session = session_get_for_user(user=request.user, session_id=session_id)
     session_complete(session=session)
     return redirect("session_report", session_id=session.pk)
 
 
 @patient_required
-def report(request: HttpRequest, session_id: UUID) -> HttpResponse:
+def report(request: PatientRequest, session_id: UUID) -> HttpResponse:
     session = session_get_for_user(user=request.user, session_id=session_id)
     if session.is_open:
         return redirect("session_detail", session_id=session.pk)
@@ -87,6 +87,6 @@ def report(request: HttpRequest, session_id: UUID) -> HttpResponse:
 
 
 @patient_required
-def history(request: HttpRequest) -> HttpResponse:
+def history(request: PatientRequest) -> HttpResponse:
     sessions = sessions_of_patient(patient=request.patient)
     return render(request, "sessions/history.html", {"sessions": sessions})

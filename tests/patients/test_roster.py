@@ -25,11 +25,31 @@ def test_expected_sessions_are_pro_rata_over_the_assignment_days() -> None:
     line = Prescription(sessions_per_week=3)
     day = datetime.date(2026, 11, 21)
     whole = Assignment(start_date=day - datetime.timedelta(days=100), end_date=day)
-    assert expected_sessions(prescription=line, assignment=whole, first=day - datetime.timedelta(days=27), last=day) == 12
+    assert (
+        expected_sessions(
+            prescription=line, assignment=whole, first=day - datetime.timedelta(days=27), last=day
+        )
+        == 12
+    )
     started_a_week_ago = Assignment(start_date=day - datetime.timedelta(days=6), end_date=day)
-    assert expected_sessions(prescription=line, assignment=started_a_week_ago, first=day - datetime.timedelta(days=27), last=day) == 3
-    ended = Assignment(start_date=day - datetime.timedelta(days=60), end_date=day - datetime.timedelta(days=30))
-    assert expected_sessions(prescription=line, assignment=ended, first=day - datetime.timedelta(days=27), last=day) == 0
+    assert (
+        expected_sessions(
+            prescription=line,
+            assignment=started_a_week_ago,
+            first=day - datetime.timedelta(days=27),
+            last=day,
+        )
+        == 3
+    )
+    ended = Assignment(
+        start_date=day - datetime.timedelta(days=60), end_date=day - datetime.timedelta(days=30)
+    )
+    assert (
+        expected_sessions(
+            prescription=line, assignment=ended, first=day - datetime.timedelta(days=27), last=day
+        )
+        == 0
+    )
 
 
 def test_the_roster_reports_the_patients_numbers(world: World) -> None:

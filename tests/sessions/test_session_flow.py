@@ -33,29 +33,33 @@ def test_no_plan_outside_the_assignment_dates(world: World) -> None:
 
 def test_a_patient_starts_completes_and_reports_a_session(world: World) -> None:
     client = client_for(world, "patient_p")
-    line = world.a.protocol.prescriptions.order_by("position").first()
+    line = world.a.protocol.prescriptions.order_by("position")[0]
     response = client.post(reverse("session_start", args=[line.pk]))
-    session = ExerciseSession.objects.filter(patient=world.p, prescription=line).latest("started_at")
+    session = ExerciseSession.objects.filter(patient=world.p, prescription=line).latest(
+        "started_at"
+    )
     assert response["Location"] == reverse("session_detail", args=[session.pk])
     assert session.is_open and session.target_sets == 2 and session.target_rom_deg == 90
     assert "I have finished this session" in client.get(response["Location"]).content.decode()
 
     response = client.post(reverse("session_complete", args=[session.pk]))
     assert response["Location"] == reverse("session_report", args=[session.pk])
-    response = client.post(response["Location"], {"pain_nrs": "4", "effort_borg": "0.5", "comment": "ok"})
+    response = client.post(
+        response["Location"], {"pain_nrs": "4", "effort_borg": "0.5", "comment": "ok"}
+    )
     assert response.status_code == 302
     report = PainReport.objects.get(session=session)
     assert (report.pain_nrs, report.effort_borg, report.patient) == (4, 0.5, world.p)
 
 
 def test_starting_twice_resumes_the_open_session(world: World) -> None:
-    second = world.a.protocol.prescriptions.order_by("position").last()
+    second = world.a.protocol.prescriptions.order_by("position")[1]
     again = session_start(patient=world.p, prescription=second)
     assert again == world.a.open_session
 
 
 def test_a_patient_cannot_start_an_exercise_that_is_not_on_their_plan(world: World) -> None:
-    foreign = world.b.protocol.prescriptions.first()
+    foreign = world.b.protocol.prescriptions.all()[0]
     with pytest.raises(ValidationError):
         session_start(patient=world.p, prescription=foreign)
 
@@ -70,9 +74,13 @@ def test_a_patient_cannot_start_an_exercise_that_is_not_on_their_plan(world: Wor
         {"effort_borg": "3.0"},
     ],
 )
-def test_it_rejects_pain_and_effort_outside_their_scales(world: World, data: dict[str, str]) -> None:
+def test_it_rejects_pain_and_effort_outside_their_scales(
+    world: World, data: dict[str, str]
+) -> None:
     session = world.a.completed_session
-    response = client_for(world, "patient_p").post(reverse("session_report", args=[session.pk]), data)
+    response = client_for(world, "patient_p").post(
+        reverse("session_report", args=[session.pk]), data
+    )
     assert response.status_code == 200
     report = PainReport.objects.get(session=session)
     assert (report.pain_nrs, report.effort_borg) == (3, 4.0)
@@ -116,8 +124,17 @@ def test_the_database_refuses_a_second_row_for_the_same_repetition(world: World)
     session = world.a.completed_session
     with pytest.raises(IntegrityError):
         Repetition.objects.create(
-            session=session, set_number=1, index=1, side="right", start_s=0, end_s=1,
-            min_deg=0, max_deg=1, rom_deg=1, duration_s=1, peak_velocity_dps=1,
+            session=session,
+            set_number=1,
+            index=1,
+            side="right",
+            start_s=0,
+            end_s=1,
+            min_deg=0,
+            max_deg=1,
+            rom_deg=1,
+            duration_s=1,
+            peak_velocity_dps=1,
         )
 
 
@@ -125,7 +142,9 @@ def test_the_therapist_sees_the_sessions_and_repetitions(world: World) -> None:
     client = client_for(world, "therapist_a")
     patient_page = client.get(reverse("patient_detail", args=[world.p.pk])).content.decode()
     assert "Heel slide" in patient_page and "82°" in patient_page and "3/10" in patient_page
-    session_page = client.get(reverse("session_detail", args=[world.a.completed_session.pk])).content.decode()
+    session_page = client.get(
+        reverse("session_detail", args=[world.a.completed_session.pk])
+    ).content.decode()
     assert "trunk lean" in session_page and "81°" in session_page and "95°/s" in session_page
     assert "I have finished" not in session_page
 
