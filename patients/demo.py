@@ -219,14 +219,6 @@ class SessionSample:
     def ended_at(self) -> datetime.datetime:
         return self.started_at + datetime.timedelta(seconds=self.length_s)
 
-    @property
-    def best_rom_deg(self) -> float:
-        return max(rep.rom_deg for rep in self.reps)
-
-    @property
-    def mean_rom_deg(self) -> float:
-        return round(sum(rep.rom_deg for rep in self.reps) / len(self.reps), 1)
-
 
 # --- The generator --------------------------------------------------------------------------------
 

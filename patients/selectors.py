@@ -161,6 +161,8 @@ def roster_for_therapist(*, therapist: Therapist, today: datetime.date) -> list[
     patients = list(
         Patient.objects.of_therapist(therapist)
         .select_related("user")
+        # Meta.ordering is dropped from aggregating queries: order explicitly.
+        .order_by("user__last_name", "user__first_name")
         .annotate(
             last_session_at=Max("sessions__started_at", filter=Q(sessions__status="completed")),
             open_alert_count=Coalesce(Subquery(open_alerts), 0),

@@ -7,6 +7,7 @@ from uuid import UUID
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -115,7 +116,9 @@ def patient_detail(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
         "patient": patient,
         "today": today,
         "assignments": assignments,
-        "sessions": sessions_of_patient(patient=patient)[:200],
+        "sessions": Paginator(sessions_of_patient(patient=patient), 25).get_page(
+            request.GET.get("page")
+        ),
         "alerts": patient.alerts.open(),
         "invitation_link": (
             None

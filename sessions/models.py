@@ -1,11 +1,24 @@
 """Exercise sessions and their repetitions: numbers derived from landmarks, never images."""
 
 import uuid
+from collections.abc import Sequence
+from typing import Protocol
 
 from django.core.validators import MinValueValidator
 from django.db import models
 
 from patients.models import Exercise, Patient, Prescription, Side
+
+
+class RepMetrics(Protocol):
+    """What a session summary needs of a repetition (a row, or a not yet stored record)."""
+
+    @property
+    def min_deg(self) -> float: ...
+    @property
+    def max_deg(self) -> float: ...
+    @property
+    def rom_deg(self) -> float: ...
 
 
 class ExerciseSessionQuerySet(models.QuerySet["ExerciseSession"]):
@@ -42,6 +55,9 @@ class ExerciseSession(models.Model):
     partial_reps = models.PositiveIntegerField(default=0)
     best_rom_deg = models.FloatField(null=True, blank=True)
     mean_rom_deg = models.FloatField(null=True, blank=True)
+    best_peak_deg = models.FloatField(
+        null=True, blank=True, help_text="The angle reached furthest towards the target"
+    )
 
     objects = ExerciseSessionQuerySet.as_manager()
 
@@ -55,6 +71,21 @@ class ExerciseSession(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.IN_PROGRESS
+
+    def summarise(self, reps: Sequence[RepMetrics]) -> None:
+        """Set the summary from the counted repetitions. The best peak is the highest angle for
+        exercises that move the angle up (squat), the lowest for those that move it down (knee
+        extension from sitting), so it compares directly with the target angle."""
+        self.reps_counted = len(reps)
+        if not reps:
+            self.best_rom_deg = self.mean_rom_deg = self.best_peak_deg = None
+            return
+        self.best_rom_deg = max(rep.rom_deg for rep in reps)
+        self.mean_rom_deg = round(sum(rep.rom_deg for rep in reps) / len(reps), 1)
+        upward = self.exercise.peak_deg > self.exercise.rest_deg
+        self.best_peak_deg = (
+            max(rep.max_deg for rep in reps) if upward else min(rep.min_deg for rep in reps)
+        )
 
     @property
     def duration_s(self) -> float | None:

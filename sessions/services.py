@@ -5,7 +5,6 @@ from dataclasses import asdict, dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, Max
 from django.utils import timezone
 
 from patients.models import Assignment, PainReport, Patient, Prescription
@@ -57,15 +56,14 @@ def session_complete(
 ) -> ExerciseSession:
     """Close the session and store its summary from the recorded repetitions. Idempotent."""
     with transaction.atomic():
-        session = ExerciseSession.objects.select_for_update().get(pk=session.pk)
+        session = (
+            ExerciseSession.objects.select_for_update()
+            .select_related("exercise")
+            .get(pk=session.pk)
+        )
         if session.status != ExerciseSession.Status.IN_PROGRESS:
             return session
-        summary = session.repetitions.aggregate(
-            n=Count("pk"), best=Max("rom_deg"), mean=Avg("rom_deg")
-        )
-        session.reps_counted = summary["n"]
-        session.best_rom_deg = summary["best"]
-        session.mean_rom_deg = summary["mean"]
+        session.summarise(list(session.repetitions.only("min_deg", "max_deg", "rom_deg")))
         session.status = ExerciseSession.Status.COMPLETED
         session.ended_at = now or timezone.now()
         session.save()

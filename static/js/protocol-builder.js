@@ -12,7 +12,8 @@ function showDefaultTarget(row) {
   const target = row.querySelector('input[name$="-target_rom_deg"]');
   if (!exercise || !target) return;
   const fallback = defaults[exercise.value];
-  target.placeholder = fallback === undefined ? "" : `${Math.round(fallback)} (default)`;
+  target.placeholder = fallback === undefined ? "" : String(Math.round(fallback));
+  target.title = fallback === undefined ? "" : `Empty: the exercise's default, ${Math.round(fallback)}°`;
 }
 
 function addLine() {

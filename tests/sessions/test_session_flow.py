@@ -1,6 +1,7 @@
 """The patient's day: today's plan, a session started, completed and reported on."""
 
 import datetime
+from dataclasses import replace
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -8,7 +9,7 @@ from django.db import IntegrityError
 from django.urls import reverse
 from django.utils import timezone
 
-from patients.models import PainReport
+from patients.models import Exercise, PainReport
 from sessions.models import ExerciseSession, Repetition
 from sessions.selectors import today_plan
 from sessions.services import rep_record, session_start
@@ -153,3 +154,31 @@ def test_the_patient_sees_their_own_history_only(world: World) -> None:
     page = client_for(world, "patient_p").get(reverse("history")).content.decode()
     assert reverse("session_detail", args=[world.a.completed_session.pk]) in page
     assert reverse("session_detail", args=[world.b.completed_session.pk]) not in page
+
+
+def test_the_best_peak_follows_the_direction_of_the_exercise(world: World) -> None:
+    extension = ExerciseSession(
+        exercise=Exercise.objects.get(slug="seated_knee_extension", owner=None)
+    )
+    reps = [rep_data(set_number=1, index=i, rom=rom) for i, rom in ((1, 80.0), (2, 84.0))]
+    reps[0] = replace(reps[0], min_deg=7.0, max_deg=87.0)
+    reps[1] = replace(reps[1], min_deg=3.0, max_deg=87.0)
+    extension.summarise(reps)
+    # Knee extension from sitting moves the angle down: the best peak is the smallest angle.
+    assert (extension.best_peak_deg, extension.best_rom_deg, extension.mean_rom_deg) == (
+        3.0,
+        84.0,
+        82.0,
+    )
+    squat = ExerciseSession(exercise=Exercise.objects.get(slug="squat", owner=None))
+    squat.summarise(reps)
+    assert squat.best_peak_deg == 87.0
+    squat.summarise([])
+    assert (squat.reps_counted, squat.best_peak_deg) == (0, None)
+
+
+def test_the_patients_sessions_are_paged(world: World) -> None:
+    page = client_for(world, "therapist_a").get(
+        reverse("patient_detail", args=[world.p.pk]) + "?page=99"
+    )
+    assert page.status_code == 200  # an out-of-range page shows the last one

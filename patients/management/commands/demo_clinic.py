@@ -228,7 +228,7 @@ def _aware(moment: datetime.datetime, after_s: float = 0.0) -> datetime.datetime
 def _session_row(
     patient: Patient, prescription: Prescription, sample: demo.SessionSample
 ) -> ExerciseSession:
-    return ExerciseSession(
+    session = ExerciseSession(
         patient=patient,
         prescription=prescription,
         exercise=prescription.exercise,
@@ -239,11 +239,10 @@ def _session_row(
         target_sets=prescription.sets,
         target_reps=prescription.reps,
         target_rom_deg=prescription.target_rom_deg,
-        reps_counted=len(sample.reps),
         partial_reps=sample.partial_reps,
-        best_rom_deg=sample.best_rom_deg,
-        mean_rom_deg=sample.mean_rom_deg,
     )
+    session.summarise(sample.reps)
+    return session
 
 
 def _rep_row(session: ExerciseSession, rep: demo.RepSample) -> Repetition:
