@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.exercises import BY_SLUG
+from analysis.repetitions import RepetitionMetrics
 
 SEED = 20250611
 HISTORY_DAYS = 56  # 8 weeks of completed sessions before today
@@ -181,23 +182,6 @@ class PatientStory:
 
 
 @dataclass(frozen=True)
-class RepSample:
-    set_number: int
-    index: int
-    start_s: float
-    end_s: float
-    min_deg: float
-    max_deg: float
-    rom_deg: float
-    duration_s: float
-    concentric_s: float
-    eccentric_s: float
-    peak_velocity_dps: float
-    form_flags: list[str]
-    trace_deg: list[float]
-
-
-@dataclass(frozen=True)
 class PainSample:
     pain_nrs: int
     effort_borg: float
@@ -211,7 +195,7 @@ class SessionSample:
     side: str
     started_at: datetime.datetime  # naive, local time
     length_s: float
-    reps: list[RepSample]
+    reps: list[RepetitionMetrics]
     partial_reps: int
     pain: PainSample | None
 
@@ -274,7 +258,7 @@ def _session(
     )
 
 
-def _reps(line: LineStory, day: int, rng: np.random.Generator) -> list[RepSample]:
+def _reps(line: LineStory, day: int, rng: np.random.Generator) -> list[RepetitionMetrics]:
     session_peak = line.progress.peak_at(day) + rng.normal(0, line.progress.session_sd_deg)
     tempo_s = float(rng.uniform(2.4, 3.8))  # this session's movement time per repetition
     clock, reps = float(rng.uniform(4, 12)), []
@@ -297,7 +281,7 @@ def _rep(
     session_peak: float,
     tempo_s: float,
     rng: np.random.Generator,
-) -> RepSample:
+) -> RepetitionMetrics:
     pose = line.start_pose_deg + float(rng.normal(0, 1.0))
     toward = 1.0 if session_peak > pose else -1.0
     peak = session_peak + float(rng.normal(0, line.progress.rep_sd_deg))
@@ -310,9 +294,10 @@ def _rep(
     low, high = min(trace), max(trace)
     duration_s = round(concentric_s + hold_s + eccentric_s, 2)
     start_s = round(start_s, 2)
-    return RepSample(
+    return RepetitionMetrics(
         set_number=set_number,
         index=index,
+        side=line.side,
         start_s=start_s,
         end_s=round(start_s + duration_s, 2),
         min_deg=low,

@@ -1,12 +1,13 @@
 """Writes for exercise sessions, repetitions and what the patient reports afterwards."""
 
 import datetime
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from analysis.repetitions import RepetitionMetrics
 from patients.models import Assignment, PainReport, Patient, Prescription
 from sessions.models import ExerciseSession, Repetition
 
@@ -85,25 +86,7 @@ def session_report(
     return report
 
 
-@dataclass(frozen=True)
-class RepetitionData:
-    set_number: int
-    index: int
-    side: str
-    start_s: float
-    end_s: float
-    min_deg: float
-    max_deg: float
-    rom_deg: float
-    duration_s: float
-    peak_velocity_dps: float
-    concentric_s: float | None = None
-    eccentric_s: float | None = None
-    form_flags: list[str] = field(default_factory=list)
-    trace_deg: list[float] = field(default_factory=list)
-
-
-def rep_record(*, session: ExerciseSession, data: RepetitionData) -> Repetition:
+def rep_record(*, session: ExerciseSession, data: RepetitionMetrics) -> Repetition:
     """Store one repetition exactly once: a retried or duplicated call returns the existing row
     (the unique constraint on session, set and index decides)."""
     key = {"session": session, "set_number": data.set_number, "index": data.index}

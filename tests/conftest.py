@@ -13,6 +13,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from analysis.repetitions import RepetitionMetrics
 from patients.models import Alert, Exercise, Patient, Protocol, Therapist
 from patients.services import (
     PatientFields,
@@ -24,7 +25,6 @@ from patients.services import (
 )
 from sessions.models import ExerciseSession
 from sessions.services import (
-    RepetitionData,
     rep_record,
     session_complete,
     session_report,
@@ -134,8 +134,8 @@ def make_practice(prefix: str) -> Practice:
     )
 
 
-def rep_data(*, set_number: int, index: int, rom: float) -> RepetitionData:
-    return RepetitionData(
+def rep_data(*, set_number: int, index: int, rom: float) -> RepetitionMetrics:
+    return RepetitionMetrics(
         set_number=set_number,
         index=index,
         side="right",

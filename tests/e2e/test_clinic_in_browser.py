@@ -55,9 +55,7 @@ def test_a_therapist_reviews_patients_and_builds_a_protocol(page: Page, demo_cli
     page.get_by_label("Name").fill("Hip early rehab")
     first = page.locator("#lines tr").nth(0)
     first.locator("select[name$='-exercise']").select_option(label="Straight leg raise")
-    expect(first.locator("input[name$='-target_rom_deg']")).to_have_attribute(
-        "placeholder", "45"
-    )
+    expect(first.locator("input[name$='-target_rom_deg']")).to_have_attribute("placeholder", "45")
     page.get_by_role("button", name="+ Add exercise").click()
     second = page.locator("#lines tr").nth(1)
     second.locator("select[name$='-exercise']").select_option(label="Standing hip abduction")

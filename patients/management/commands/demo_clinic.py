@@ -8,7 +8,7 @@ The numbers come from `patients.demo` (pure, seeded); this command turns them in
 
 import datetime
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from analysis.repetitions import RepetitionMetrics
 from patients import demo
 from patients.models import (
     BORG_CR10_CHOICES,
@@ -245,9 +246,8 @@ def _session_row(
     return session
 
 
-def _rep_row(session: ExerciseSession, rep: demo.RepSample) -> Repetition:
-    values = {f.name: getattr(rep, f.name) for f in fields(rep)}
-    return Repetition(session=session, side=session.side, **values)
+def _rep_row(session: ExerciseSession, rep: RepetitionMetrics) -> Repetition:
+    return Repetition(session=session, **asdict(rep))
 
 
 def _report_row(session: ExerciseSession, pain: demo.PainSample) -> PainReport:
