@@ -1,11 +1,19 @@
 from typing import Any
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.forms import formset_factory
 from django.utils.text import slugify
 
 from patients.models import Exercise, Patient, Protocol, Side, Therapist
 from patients.services import PatientFields
+
+
+class EmailLoginForm(AuthenticationForm):
+    """Logins are e-mail addresses, stored in lower case: accept them typed in any case."""
+
+    def clean_username(self) -> str:
+        return str(self.cleaned_data["username"]).strip().lower()
 
 
 class DateInput(forms.DateInput):
