@@ -187,6 +187,8 @@ def protocol_save(
     """
     if not lines:
         raise ValidationError("A protocol needs at least one exercise.")
+    if protocol is not None and protocol.therapist_id != therapist.pk:
+        raise ValidationError("Only the therapist who wrote a protocol can change it.")
     with transaction.atomic():
         protocol = protocol or Protocol(therapist=therapist)
         protocol.name, protocol.notes = name, notes
