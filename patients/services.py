@@ -195,7 +195,6 @@ def protocol_save(
         protocol.full_clean()
         protocol.save()
         existing = {line.pk: line for line in protocol.prescriptions.all()}
-        kept = []
         for position, data in enumerate(lines):
             line = existing.pop(data["id"], None) if data.get("id") else None
             line = line or Prescription(protocol=protocol)
@@ -218,8 +217,8 @@ def protocol_save(
             line.position = position
             line.full_clean()
             line.save()
-            kept.append(line.pk)
-        protocol.prescriptions.exclude(pk__in=kept).delete()
+        # Whatever was not claimed by a submitted line has been removed from the protocol.
+        protocol.prescriptions.filter(pk__in=existing).delete()
     return protocol
 
 

@@ -82,7 +82,7 @@ class ExerciseSession(models.Model):
             return
         self.best_rom_deg = max(rep.rom_deg for rep in reps)
         self.mean_rom_deg = round(sum(rep.rom_deg for rep in reps) / len(reps), 1)
-        upward = self.exercise.peak_deg > self.exercise.rest_deg
+        upward = self.exercise.definition().thresholds.direction > 0
         self.best_peak_deg = (
             max(rep.max_deg for rep in reps) if upward else min(rep.min_deg for rep in reps)
         )
