@@ -115,6 +115,9 @@ class ExerciseDefinition:
     thresholds: RepThresholds
     instructions: str
     form_faults: tuple[FormFault, ...]
+    # Whether moving from rest towards the peak works against gravity (raising an arm) or is the
+    # controlled lowering of a squat or push-up; this says which phase is concentric.
+    outward_is_concentric: bool = True
 
     def __post_init__(self) -> None:
         lo, hi = self.angle.normal_min_deg, self.angle.normal_max_deg
@@ -169,6 +172,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
             FormFault("heels_rise", "Heels lift off the floor"),
             FormFault("shallow_depth", "Squat stops well short of the target depth"),
         ),
+        outward_is_concentric=False,
     ),
     ExerciseDefinition(
         slug="sit_to_stand",
@@ -192,6 +196,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
             FormFault("uses_hands", "Pushes up with the hands"),
             FormFault("drops_into_chair", "Sits down without control"),
         ),
+        outward_is_concentric=False,
     ),
     ExerciseDefinition(
         slug="lunge",
@@ -216,6 +221,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
             _TRUNK_LEAN,
             _KNEE_VALGUS,
         ),
+        outward_is_concentric=False,
     ),
     ExerciseDefinition(
         slug="heel_slide",
@@ -436,6 +442,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
             FormFault("hip_pike", "Hips pike up"),
             FormFault("partial_depth", "Elbows bend far less than the target"),
         ),
+        outward_is_concentric=False,
     ),
     ExerciseDefinition(
         slug="jumping_jack",

@@ -18,5 +18,7 @@ class RepetitionMetrics:
     peak_velocity_dps: float
     concentric_s: float | None = None
     eccentric_s: float | None = None
+    hold_s: float | None = None  # longest time held in the target band
+    symmetry_pct: float | None = None  # 100 x smaller / larger ROM of the two sides, when both seen
     form_flags: list[str] = field(default_factory=list)
     trace_deg: list[float] = field(default_factory=list)  # downsampled angle over the repetition

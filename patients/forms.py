@@ -78,6 +78,7 @@ class ExerciseForm(forms.ModelForm):
             "peak_deg",
             "min_duration_s",
             "min_amplitude_deg",
+            "outward_is_concentric",
             "instructions",
         ]
         widgets = {

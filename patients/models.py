@@ -136,6 +136,11 @@ class Exercise(models.Model):
     min_amplitude_deg = models.FloatField(default=20)
     instructions = models.TextField()
     form_faults = models.JSONField(default=list, blank=True)
+    outward_is_concentric = models.BooleanField(
+        default=True,
+        help_text="Moving from rest towards the peak works against gravity (unticked for the "
+        "lowering of a squat or push-up)",
+    )
 
     objects = ExerciseQuerySet.as_manager()
 
@@ -189,6 +194,7 @@ class Exercise(models.Model):
             ),
             instructions=self.instructions,
             form_faults=tuple(FormFault(f["code"], f["label"]) for f in self.form_faults),
+            outward_is_concentric=self.outward_is_concentric,
         )
 
     def clean(self) -> None:
@@ -223,6 +229,7 @@ class Exercise(models.Model):
             "min_amplitude_deg": thresholds.min_amplitude_deg,
             "instructions": definition.instructions,
             "form_faults": [{"code": f.code, "label": f.label} for f in definition.form_faults],
+            "outward_is_concentric": definition.outward_is_concentric,
         }
 
 

@@ -115,6 +115,12 @@ class Repetition(models.Model):
     concentric_s = models.FloatField(null=True, blank=True)
     eccentric_s = models.FloatField(null=True, blank=True)
     peak_velocity_dps = models.FloatField(help_text="Peak angular velocity, deg/s")
+    hold_s = models.FloatField(
+        null=True, blank=True, help_text="Longest time held in the target band, s"
+    )
+    symmetry_pct = models.FloatField(
+        null=True, blank=True, help_text="100 x smaller / larger ROM of the two sides"
+    )
     form_flags = models.JSONField(default=list, blank=True)
     trace_deg = models.JSONField(
         default=list, blank=True, help_text="The angle over the repetition, downsampled"

@@ -1,0 +1,102 @@
+"""Joint angles from landmarks, in the clinical convention, with gaps where the body is not seen.
+
+Landmark arrays (one pose per frame, NaN rows for frames without a pose):
+    pixels: (T, 33, 2) image positions in pixels (not normalised: a 640x480 image would otherwise
+            squash angles),
+    world:  (T, 33, 3) metres,
+    visibility: (T, 33) in [0, 1].
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.exercises import AngleSpace, CameraView, ExerciseDefinition, JointAngle
+from analysis.landmarks import Landmark
+
+# Below this BlazePose visibility a landmark is a guess (often an occluded limb), not a measurement.
+MIN_VISIBILITY = 0.5
+SIDES = ("left", "right")
+
+
+@dataclass(frozen=True)
+class PoseSeries:
+    """Landmarks of one person over T frames, at times `t_s` (T,) in seconds."""
+
+    t_s: np.ndarray
+    pixels: np.ndarray
+    world: np.ndarray
+    visibility: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+    @classmethod
+    def empty_frames(cls, t_s: np.ndarray) -> "PoseSeries":
+        frames = len(t_s)
+        return cls(
+            t_s=np.asarray(t_s, dtype=np.float64),
+            pixels=np.full((frames, 33, 2), np.nan),
+            world=np.full((frames, 33, 3), np.nan),
+            visibility=np.zeros((frames, 33)),
+        )
+
+
+def three_point_angle_deg(
+    proximal: np.ndarray, vertex: np.ndarray, distal: np.ndarray
+) -> np.ndarray:
+    """Angle at `vertex` between the segments to `proximal` and `distal`, in [0, 180] degrees.
+
+    Points are (..., D) arrays with D = 2 or 3; the result has shape (...). A zero-length segment
+    gives NaN rather than an arbitrary angle.
+    """
+    a = np.asarray(proximal, dtype=np.float64) - vertex
+    b = np.asarray(distal, dtype=np.float64) - vertex
+    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = np.sum(a * b, axis=-1) / norms
+    angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+    return np.where(norms > 1e-12, angle, np.nan)
+
+
+def joint_angle_deg(
+    poses: PoseSeries, angle: JointAngle, side: str, space: AngleSpace
+) -> np.ndarray:
+    """The clinical joint angle (T,) on one side; NaN where any of its landmarks is not visible."""
+    indices = list(angle.landmarks(side))
+    points = poses.pixels if space is AngleSpace.IMAGE_2D else poses.world
+    raw = three_point_angle_deg(points[:, indices[0]], points[:, indices[1]], points[:, indices[2]])
+    visible = (poses.visibility[:, indices] >= MIN_VISIBILITY).all(axis=1)
+    offset = raw - angle.raw_at_zero_deg
+    clinical = offset if angle.increases_with_motion else -offset
+    return np.where(visible, clinical, np.nan)
+
+
+def choose_side(poses: PoseSeries, exercise: ExerciseDefinition) -> str:
+    """The side to measure when the patient did not say: the side facing the camera in a side view,
+    or the side that moves in a front view (or when both are equally well seen)."""
+    angle = exercise.angle
+    seen = {
+        side: float(np.nanmean(poses.visibility[:, list(angle.landmarks(side))])) for side in SIDES
+    }
+    if exercise.camera_view is CameraView.SIDE and abs(seen["left"] - seen["right"]) >= 0.1:
+        return max(SIDES, key=lambda side: seen[side])
+    if exercise.camera_view is CameraView.SIDE:
+        # Equally visible: BlazePose's depth still tells which hip is nearer the camera.
+        nearer = _mean_depth(poses, Landmark.LEFT_HIP) - _mean_depth(poses, Landmark.RIGHT_HIP)
+        if np.isfinite(nearer) and abs(nearer) > 0.02:
+            return "left" if nearer < 0 else "right"
+    return max(SIDES, key=lambda side: _movement_deg(poses, exercise, side))
+
+
+def _mean_depth(poses: PoseSeries, landmark: Landmark) -> float:
+    depth = poses.world[:, landmark, 2]
+    return float(np.nanmean(depth)) if np.isfinite(depth).any() else float("nan")
+
+
+def _movement_deg(poses: PoseSeries, exercise: ExerciseDefinition, side: str) -> float:
+    angle = joint_angle_deg(poses, exercise.angle, side, exercise.angle_space)
+    if np.isfinite(angle).sum() < 2:
+        return 0.0
+    low, high = np.nanpercentile(angle, [5, 95])
+    return float(high - low)

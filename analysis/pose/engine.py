@@ -1,0 +1,269 @@
+"""Top-down BlazePose: find the patient's box, then the 33 landmarks on that box.
+
+Two small MediaPipe graphs built from the calculators inside the mediapipe wheel: a person
+detector, run only on the first frame or when the person is lost, and the landmark model on a box
+this module chooses. Choosing the box here (not inside MediaPipe's all-in-one pose graph) is what
+lets the engine start on the largest, most central person and then keep following that person
+when others walk into view. The landmark graph keeps MediaPipe's own landmark smoothing, which
+also steadies the tracked box from frame to frame.
+
+Usage::
+
+    with PoseEngine() as engine:
+        result = engine.process(frame_bgr, timestamp_s)   # PoseResult or None (nobody found)
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# MediaPipe logs every graph start to stderr through glog; the video command's stderr is for the
+# user (progress bar, one-line errors).
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+import cv2  # noqa: E402
+from google.protobuf import text_format  # noqa: E402
+from mediapipe.framework import calculator_pb2  # noqa: E402
+from mediapipe.framework.formats import rect_pb2  # noqa: E402
+from mediapipe.python import packet_creator, packet_getter  # noqa: E402
+from mediapipe.python._framework_bindings import (  # noqa: E402
+    calculator_graph,
+    image_frame,
+    resource_util,
+)
+
+from analysis.pose.models import require_models  # noqa: E402
+from analysis.pose.roi import (  # noqa: E402
+    RegionOfInterest,
+    center_distance,
+    prominence,
+    roi_from_keypoints,
+)
+
+NUM_LANDMARKS = 33
+
+_DETECTOR_GRAPH = """
+input_stream: "image"
+output_stream: "detections"
+node {
+  calculator: "PoseDetectionCpu"
+  input_stream: "IMAGE:image"
+  output_stream: "DETECTIONS:detections"
+}
+"""
+
+# PoseLandmarkByRoiCpu emits nothing when its pose-presence score is below 0.5: that is "lost".
+_LANDMARK_GRAPH = """
+input_stream: "image"
+input_stream: "roi"
+output_stream: "landmarks"
+output_stream: "auxiliary_landmarks"
+output_stream: "world_landmarks"
+node {
+  calculator: "ConstantSidePacketCalculator"
+  output_side_packet: "PACKET:0:model_complexity"
+  output_side_packet: "PACKET:1:enable_segmentation"
+  output_side_packet: "PACKET:2:smooth_landmarks"
+  options {
+    [mediapipe.ConstantSidePacketCalculatorOptions.ext] {
+      packet { int_value: 1 }
+      packet { bool_value: false }
+      packet { bool_value: %(smooth)s }
+    }
+  }
+}
+node {
+  calculator: "ImagePropertiesCalculator"
+  input_stream: "IMAGE_CPU:image"
+  output_stream: "SIZE:image_size"
+}
+node {
+  calculator: "PoseLandmarkByRoiCpu"
+  input_stream: "IMAGE:image"
+  input_stream: "ROI:roi"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+  input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation"
+  output_stream: "LANDMARKS:raw_landmarks"
+  output_stream: "AUXILIARY_LANDMARKS:raw_auxiliary_landmarks"
+  output_stream: "WORLD_LANDMARKS:raw_world_landmarks"
+}
+node {
+  calculator: "PoseLandmarkFiltering"
+  input_side_packet: "ENABLE:smooth_landmarks"
+  input_stream: "IMAGE_SIZE:image_size"
+  input_stream: "NORM_LANDMARKS:raw_landmarks"
+  input_stream: "AUX_NORM_LANDMARKS:raw_auxiliary_landmarks"
+  input_stream: "WORLD_LANDMARKS:raw_world_landmarks"
+  output_stream: "FILTERED_NORM_LANDMARKS:landmarks"
+  output_stream: "FILTERED_AUX_NORM_LANDMARKS:auxiliary_landmarks"
+  output_stream: "FILTERED_WORLD_LANDMARKS:world_landmarks"
+}
+"""
+
+
+@dataclass(frozen=True)
+class PoseResult:
+    """One person's pose in one frame.
+
+    image_xyz: (33, 3) x and y normalised to the image width/height, z the model's relative depth
+        (same scale as x, smaller is nearer the camera, hips at 0).
+    world_xyz: (33, 3) metres, origin between the hips, y pointing down.
+    visibility: (33,) likelihood in [0, 1] that the landmark is visible in the image.
+    """
+
+    image_xyz: np.ndarray
+    world_xyz: np.ndarray
+    visibility: np.ndarray
+    image_size: tuple[int, int]  # (width, height) in pixels
+    box: RegionOfInterest
+    tracked: bool  # box from the previous frame's landmarks (False: from the detector)
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """(33, 2) landmark positions in image pixels."""
+        width, height = self.image_size
+        return self.image_xyz[:, :2] * np.array([width, height], dtype=np.float64)
+
+
+class _Graph:
+    """A started MediaPipe graph whose output packets are collected per call."""
+
+    def __init__(self, config_text: str) -> None:
+        config = text_format.Parse(config_text, calculator_pb2.CalculatorGraphConfig())
+        self._graph = calculator_graph.CalculatorGraph(graph_config=config)
+        self.outputs: dict[str, Any] = {}
+        for stream in config.output_stream:
+            self._graph.observe_output_stream(stream, self._collect, True)
+        self._graph.start_run()
+
+    def _collect(self, stream: str, packet: Any) -> None:
+        self.outputs[stream] = packet
+
+    def run(self, inputs: dict[str, Any], timestamp_us: int) -> dict[str, Any]:
+        self.outputs = {}
+        for stream, packet in inputs.items():
+            self._graph.add_packet_to_input_stream(stream=stream, packet=packet.at(timestamp_us))
+        self._graph.wait_until_idle()
+        return self.outputs
+
+    def close(self) -> None:
+        self._graph.close()
+
+
+class PoseEngine:
+    """Follows one person through a stream of frames. Not thread-safe: one engine per stream."""
+
+    def __init__(self, *, smooth: bool = True, model_root: Path | None = None) -> None:
+        resource_util.set_resource_dir(str(require_models(model_root)))
+        self._smooth = smooth
+        self._detector = _Graph(_DETECTOR_GRAPH)
+        self._landmarker = _Graph(_LANDMARK_GRAPH % {"smooth": "true" if smooth else "false"})
+        self._box: RegionOfInterest | None = None  # tracked box for the next frame
+        self._last_box: RegionOfInterest | None = None  # where the person was last seen
+        self._last_timestamp_us = -1
+
+    def __enter__(self) -> "PoseEngine":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._detector.close()
+        self._landmarker.close()
+
+    def forget_person(self) -> None:
+        """Start over: the next frame picks the most prominent person again."""
+        self._box = self._last_box = None
+        self._landmarker.close()
+        self._landmarker = _Graph(_LANDMARK_GRAPH % {"smooth": "true" if self._smooth else "false"})
+
+    def process(self, image_bgr: np.ndarray, timestamp_s: float) -> PoseResult | None:
+        """Landmarks of the followed person in a BGR uint8 (H, W, 3) frame, or None if nobody is
+        found. Timestamps are the frames' capture times; they drive the landmark smoothing."""
+        height, width = image_bgr.shape[:2]
+        timestamp_us = max(int(round(timestamp_s * 1e6)), self._last_timestamp_us + 1)
+        self._last_timestamp_us = timestamp_us
+        rgb = np.ascontiguousarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
+        image = packet_creator.create_image_frame(
+            image_format=image_frame.ImageFormat.SRGB, data=rgb
+        )
+        if self._box is not None:
+            result = self._landmarks(image, self._box, (width, height), timestamp_us, tracked=True)
+            if result is not None:
+                return result
+        box = self._detect(image, (width, height), timestamp_us)
+        if box is None:
+            self._box = None
+            return None
+        return self._landmarks(image, box, (width, height), timestamp_us, tracked=False)
+
+    def _detect(
+        self, image: Any, size: tuple[int, int], timestamp_us: int
+    ) -> RegionOfInterest | None:
+        packets = self._detector.run({"image": image}, timestamp_us)
+        if "detections" not in packets or packets["detections"].is_empty():
+            return None
+        boxes = []
+        for detection in packet_getter.get_proto_list(packets["detections"]):
+            keypoints = detection.location_data.relative_keypoints
+            boxes.append(
+                roi_from_keypoints(
+                    (keypoints[0].x, keypoints[0].y), (keypoints[1].x, keypoints[1].y), *size
+                )
+            )
+        return self._choose_person(boxes, size)
+
+    def _choose_person(
+        self, boxes: list[RegionOfInterest], size: tuple[int, int]
+    ) -> RegionOfInterest | None:
+        if not boxes:
+            return None
+        last = self._last_box
+        if last is not None:
+            # Lost for a moment: take back the person nearest to where ours was last seen.
+            nearest = min(boxes, key=lambda box: center_distance(box, last, *size))
+            if center_distance(nearest, last, *size) < 0.5 * last.pixel_size(size[0]):
+                return nearest
+        return max(boxes, key=lambda box: prominence(box, *size))
+
+    def _landmarks(
+        self,
+        image: Any,
+        box: RegionOfInterest,
+        size: tuple[int, int],
+        timestamp_us: int,
+        *,
+        tracked: bool,
+    ) -> PoseResult | None:
+        roi = rect_pb2.NormalizedRect(
+            x_center=box.x_center,
+            y_center=box.y_center,
+            width=box.width,
+            height=box.height,
+            rotation=box.rotation,
+        )
+        packets = self._landmarker.run(
+            {"image": image, "roi": packet_creator.create_proto(roi)}, timestamp_us
+        )
+        if "landmarks" not in packets or packets["landmarks"].is_empty():
+            self._box = None
+            return None
+        landmarks = packet_getter.get_proto(packets["landmarks"]).landmark
+        auxiliary = packet_getter.get_proto(packets["auxiliary_landmarks"]).landmark
+        world = packet_getter.get_proto(packets["world_landmarks"]).landmark
+        self._box = roi_from_keypoints(
+            (auxiliary[0].x, auxiliary[0].y), (auxiliary[1].x, auxiliary[1].y), *size
+        )
+        self._last_box = box
+        return PoseResult(
+            image_xyz=np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64),
+            world_xyz=np.array([(p.x, p.y, p.z) for p in world], dtype=np.float64),
+            visibility=np.array([p.visibility for p in landmarks], dtype=np.float64),
+            image_size=size,
+            box=box,
+            tracked=tracked,
+        )

@@ -1,0 +1,195 @@
+"""Repetition counting on a real knee-angle trace (motion capture of 5 squats) and on
+synthetic angle signals with exact answers."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.exercises import BY_SLUG
+from analysis.filters import butterworth_zero_phase
+from analysis.reps import Phase, RepetitionCounter, Sample
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+SQUAT = BY_SLUG["squat"]
+
+
+def _mot_column(name: str) -> tuple[np.ndarray, np.ndarray]:
+    lines = (FIXTURES / "squats1_videoAndMocap.mot").read_text().splitlines()
+    header = lines.index("endheader") + 1
+    columns = lines[header].split("\t")
+    table = np.loadtxt(lines[header + 1 :])
+    return table[:, 0], table[:, columns.index(name)]
+
+
+def _count(exercise, t, left, right, *, side="right", **options):
+    counter = RepetitionCounter(exercise, side=side, **options)
+    events = [
+        counter.update(Sample(float(ti), float(a), float(b)))
+        for ti, a, b in zip(t, left, right, strict=True)
+    ]
+    events.append(counter.finish())
+    return counter, [event for event in events if event is not None]
+
+
+def _squat_knee(t, noise_sd=0.0, seed=0):
+    _, knee = _mot_column("knee_angle_r")
+    return knee + np.random.default_rng(seed).normal(0, noise_sd, len(knee))
+
+
+def test_the_real_squat_trace_counts_five_squats():
+    t, knee = _mot_column("knee_angle_r")
+    counter, _ = _count(SQUAT, t, np.full_like(knee, np.nan), knee)
+    assert len(counter.reps) == 5 and counter.partials == []
+    bottoms = [rep.start_s + rep.eccentric_s for rep in counter.reps]
+    assert bottoms == pytest.approx([1.0, 2.5, 4.0, 5.6, 7.2], abs=0.3)
+    for rep in counter.reps:
+        assert 75 <= rep.max_deg <= 90 and rep.min_deg < 15
+        assert rep.rom_deg == pytest.approx(rep.max_deg - rep.min_deg, abs=0.11)
+        # Sitting down into a squat is the eccentric phase.
+        assert rep.eccentric_s + rep.concentric_s == pytest.approx(rep.duration_s, abs=1e-3)
+    assert [rep.index for rep in counter.reps] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_noise_dropouts_and_jitter_do_not_change_the_count(seed):
+    t, knee = _mot_column("knee_angle_r")
+    rng = np.random.default_rng(seed)
+    # 30 fps with timestamp jitter, Gaussian noise, 10% dropped frames and two 0.2 s dropouts.
+    times = np.arange(0, t[-1], 1 / 30) + rng.uniform(
+        -0.008, 0.008, len(np.arange(0, t[-1], 1 / 30))
+    )
+    times = np.sort(np.clip(times, 0, t[-1]))
+    angle = np.interp(times, t, knee) + rng.normal(0, 3.0, len(times))
+    angle[rng.random(len(times)) < 0.10] = np.nan
+    for start in rng.uniform(0.5, 7.0, 2):
+        angle[(times > start) & (times < start + 0.2)] = np.nan
+    smoothed = butterworth_zero_phase(angle, fs_hz=30, cutoff_hz=4)
+    counter, _ = _count(SQUAT, times, np.full_like(smoothed, np.nan), smoothed)
+    assert len(counter.reps) == 5
+
+
+def test_the_live_one_euro_path_also_counts_five():
+    from analysis.filters import OneEuroFilter
+
+    t, knee = _mot_column("knee_angle_r")
+    noisy = knee + np.random.default_rng(7).normal(0, 2.0, len(knee))
+    live = OneEuroFilter(min_cutoff_hz=1.0, beta=0.05)
+    smoothed = np.array([live(float(ti), float(a)) for ti, a in zip(t, noisy, strict=True)])
+    counter, _ = _count(SQUAT, t, np.full_like(knee, np.nan), smoothed)
+    assert len(counter.reps) == 5
+
+
+def _cosine_reps(rest, peak, period_s, count, fs=30.0, pause_s=1.0):
+    """`count` smooth excursions rest -> peak -> rest, with pauses at rest before and after."""
+    one = rest + (peak - rest) * (1 - np.cos(np.linspace(0, 2 * np.pi, int(period_s * fs)))) / 2
+    pause = np.full(int(pause_s * fs), float(rest))
+    signal = np.concatenate([pause] + [np.concatenate([one, pause]) for _ in range(count)])
+    return np.arange(len(signal)) / fs, signal
+
+
+def test_a_raise_counts_upwards_and_a_knee_extension_downwards():
+    t, raise_deg = _cosine_reps(10, 150, 3.0, 4)
+    counter, _ = _count(BY_SLUG["shoulder_flexion"], t, raise_deg, raise_deg, side="left")
+    assert len(counter.reps) == 4
+    assert counter.reps[0].max_deg == pytest.approx(150, abs=0.5)
+    # Raising is the concentric phase: from the motion's onset to the top, about half of 3 s.
+    assert counter.reps[0].concentric_s == pytest.approx(1.5, abs=0.15)
+    # Seated knee extension goes from about 80 deg down to full extension.
+    t, knee = _cosine_reps(80, 5, 3.0, 3)
+    counter, _ = _count(BY_SLUG["seated_knee_extension"], t, knee, knee)
+    assert len(counter.reps) == 3
+    assert counter.reps[0].min_deg == pytest.approx(5, abs=0.5)
+    assert counter.reps[0].rom_deg == pytest.approx(75, abs=0.5)
+
+
+def test_a_shallow_excursion_is_a_partial_repetition_not_a_count():
+    t, knee = _cosine_reps(5, 50, 2.0, 1)  # halfway (40) reached, peak threshold (60) not
+    counter, events = _count(SQUAT, t, knee, knee)
+    assert counter.reps == [] and len(counter.partials) == 1
+    assert counter.partials[0].peak_deg == pytest.approx(50, abs=0.5)
+
+
+def test_small_wobbles_at_rest_are_ignored():
+    t, knee = _cosine_reps(5, 30, 1.0, 5)
+    counter, _ = _count(SQUAT, t, knee, knee)
+    assert counter.reps == [] and counter.partials == []
+
+
+def test_a_repetition_faster_than_the_minimum_duration_does_not_count():
+    t, knee = _cosine_reps(5, 90, 0.5, 2)
+    counter, _ = _count(SQUAT, t, knee, knee)
+    assert counter.reps == []
+
+
+def test_nothing_counts_while_the_patient_is_still_getting_into_position():
+    # Starts mid-squat: the first ascent is not a repetition; the next full squat is.
+    t, knee = _cosine_reps(5, 90, 3.0, 1, pause_s=1.0)
+    start_mid = np.concatenate([np.linspace(90, 5, 45), knee])
+    times = np.arange(len(start_mid)) / 30
+    counter = RepetitionCounter(SQUAT, side="right")
+    phases = []
+    for ti, a in zip(times, start_mid, strict=True):
+        counter.update(Sample(float(ti), math.nan, float(a)))
+        phases.append(counter.phase)
+    assert phases[0] is Phase.SETTLING and Phase.REST in phases
+    assert len(counter.reps) == 1
+
+
+def test_a_stream_ending_during_a_repetition_reports_a_partial():
+    t, knee = _cosine_reps(5, 90, 3.0, 1)
+    cut = int(np.argmax(knee)) + 10  # cut off during the ascent
+    counter, events = _count(SQUAT, t[:cut], knee[:cut], knee[:cut])
+    assert counter.reps == [] and len(counter.partials) == 1
+
+
+def test_a_long_gap_during_a_repetition_drops_it_instead_of_guessing():
+    t, knee = _cosine_reps(5, 90, 3.0, 2)
+    knee = knee.copy()
+    first_rep = (t > 1.5) & (t < 3.0)
+    knee[first_rep] = np.nan
+    counter, _ = _count(SQUAT, t, knee, knee)
+    assert len(counter.reps) == 1 and counter.reps[0].start_s > 3.0
+
+
+def test_holds_are_timed_only_inside_the_target_band():
+    fs = 30
+    rise = np.linspace(5, 95, 10)  # its last 2 samples are in the band (>= target 90 - 10)
+    hold = np.full(3 * fs, 95.0)
+    dip = np.array([95.0, 70.0])  # leaves the band: the hold timer stops
+    hold2 = np.full(fs, 88.0)  # back in the band for 1 s: a shorter hold
+    fall = np.linspace(88, 5, 45)
+    knee = np.concatenate([np.full(fs, 5.0), rise, hold, dip, hold2, fall, np.full(fs, 5.0)])
+    t = np.arange(len(knee)) / fs
+    counter, _ = _count(SQUAT, t, knee, knee, target_deg=90)
+    (rep,) = counter.reps
+    # 2 + 90 + 1 consecutive samples in the band: 92 intervals of 1/30 s.
+    assert rep.hold_s == pytest.approx(92 / fs, abs=1e-3)
+
+
+def test_alternating_lunges_count_every_lunge_once_on_its_leading_leg():
+    fs = 30
+    t, bend = _cosine_reps(5, 95, 2.0, 1, pause_s=0.0)
+    rest = np.full(fs, 5.0)
+    back_knee = 5 + (bend - 5) * 0.8  # the trailing knee bends too, a little less
+    left = np.concatenate([rest, bend, rest, back_knee, rest, bend, rest])
+    right = np.concatenate([rest, back_knee, rest, bend, rest, back_knee, rest])
+    times = np.arange(len(left)) / fs
+    counter, _ = _count(BY_SLUG["lunge"], times, left, right)
+    assert [rep.side for rep in counter.reps] == ["left", "right", "left"]
+
+
+def test_both_sides_give_a_symmetry_figure():
+    t, left = _cosine_reps(10, 150, 3.0, 1)
+    right = 10 + (left - 10) * 0.8
+    counter, _ = _count(BY_SLUG["front_raise"], t, left, right, side="left")
+    assert counter.reps[0].symmetry_pct == pytest.approx(80.0, abs=0.5)
+
+
+def test_the_stored_trace_has_ten_values_per_second():
+    t, knee = _cosine_reps(5, 90, 3.0, 1)
+    counter, _ = _count(SQUAT, t, knee, knee)
+    rep = counter.reps[0]
+    assert len(rep.trace_deg) == pytest.approx(rep.duration_s * 10 + 1, abs=1)
+    assert max(rep.trace_deg) == pytest.approx(rep.max_deg, abs=1.0)
