@@ -12,7 +12,6 @@ of it, i.e. (k + 1) / fs for k missing samples at a constant rate fs.
 import math
 
 import numpy as np
-from scipy.signal import butter, filtfilt
 
 # Sample times are floats (e.g. i / fs), so a gap of exactly max_gap_s may compute a hair longer.
 _TIME_TOLERANCE_S = 1e-9
@@ -156,6 +155,9 @@ def butterworth_zero_phase(
     if cutoff_hz >= 0.95 * fs_hz / 2:
         # Almost nothing left to remove, and the coefficients become ill-conditioned near Nyquist.
         return filled
+    # Imported here: scipy.signal takes ~1.5 s to load, and live pose workers never need it.
+    from scipy.signal import butter, filtfilt
+
     b, a = butter(order, cutoff_hz, fs=fs_hz)
     default_padlen = 3 * (order + 1)  # filtfilt's own default, 3 * max(len(a), len(b))
     smoothed = filled.copy()

@@ -56,7 +56,7 @@ def test_it_agrees_with_mediapipe_on_every_frame_of_the_squat_video(engine):
     reference = np.array(json.loads((FIXTURES / "pose_squats.full.json").read_text()))
     video = cv2.VideoCapture(str(FIXTURES / "pose_squats.mp4"))
     fps = video.get(cv2.CAP_PROP_FPS)
-    errors = []
+    errors: list[np.ndarray] = []
     while True:
         ok, frame = video.read()
         if not ok:

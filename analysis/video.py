@@ -1,0 +1,212 @@
+"""Offline analysis of a recorded exercise video: pose on every frame, zero-phase smoothed angles,
+then the same repetition counter the live sessions use.
+
+    analysis = analyze_video(Path("squats.mp4"), BY_SLUG["squat"], side="auto")
+    analysis.as_json()   # the `analyze_video --json` contract
+"""
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from analysis.exercises import ExerciseDefinition
+from analysis.filters import butterworth_zero_phase
+from analysis.form import form_measures
+from analysis.kinematics import SIDES, PoseSeries, choose_side, joint_angle_deg
+from analysis.pose.engine import PoseEngine
+from analysis.repetitions import RepetitionMetrics
+from analysis.reps import PartialRepetition, RepetitionCounter, Sample
+
+# Human joint motion during exercise has little above a few Hz; above that it is landmark jitter.
+SMOOTHING_CUTOFF_HZ = 4.0
+DEFAULT_FPS = 30.0  # for containers that do not state their frame rate
+JSON_REP_FIELDS = (
+    "index",
+    "side",
+    "start_s",
+    "end_s",
+    "min_deg",
+    "max_deg",
+    "rom_deg",
+    "duration_s",
+    "concentric_s",
+    "eccentric_s",
+    "peak_velocity_dps",
+    "hold_s",
+    "symmetry_pct",
+    "form_flags",
+)
+
+Progress = Callable[[int, int], None]  # (frames done, frames in total or 0 if unknown)
+
+
+class VideoAnalysisError(Exception):
+    """The video cannot be analysed (unreadable, or nobody in it); the message says which."""
+
+
+@dataclass(frozen=True)
+class VideoAnalysis:
+    exercise: str
+    side: str
+    frames: int
+    fps_video: float
+    fps_processed: float
+    frames_with_pose: int
+    reps: list[RepetitionMetrics]
+    partial_reps: list[PartialRepetition]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "exercise": self.exercise,
+            "side": self.side,
+            "frames": self.frames,
+            "fps_video": round(self.fps_video, 2),
+            "fps_processed": round(self.fps_processed, 1),
+            "frames_with_pose": self.frames_with_pose,
+            "reps": [
+                {key: value for key, value in asdict(rep).items() if key in JSON_REP_FIELDS}
+                for rep in self.reps
+            ],
+            "partial_reps": len(self.partial_reps),
+        }
+
+
+def analyze_video(
+    path: Path,
+    exercise: ExerciseDefinition,
+    *,
+    side: str = "auto",
+    target_deg: float | None = None,
+    progress: Progress | None = None,
+) -> VideoAnalysis:
+    fps, total = _open_info(path)
+    started = time.perf_counter()
+    poses, frames_with_pose = track_poses(read_frames(path, fps), progress=progress, total=total)
+    elapsed = time.perf_counter() - started
+    if frames_with_pose == 0:
+        raise VideoAnalysisError(f"no person found in {path.name}")
+    chosen, reps, partials = count_repetitions(poses, exercise, side=side, target_deg=target_deg)
+    return VideoAnalysis(
+        exercise=exercise.slug,
+        side=chosen,
+        frames=len(poses),
+        fps_video=fps,
+        fps_processed=len(poses) / elapsed if elapsed > 0 else math.inf,
+        frames_with_pose=frames_with_pose,
+        reps=reps,
+        partial_reps=partials,
+    )
+
+
+def read_frames(path: Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:
+    """(time in seconds, BGR frame) for every frame; times from the frame index, which stays
+    monotonic where containers' own timestamps are sometimes not."""
+    video = cv2.VideoCapture(str(path))
+    try:
+        index = 0
+        while True:
+            ok, frame = video.read()
+            if not ok:
+                return
+            yield index / fps, frame
+            index += 1
+    finally:
+        video.release()
+
+
+def track_poses(
+    frames: Iterable[tuple[float, np.ndarray]],
+    *,
+    progress: Progress | None = None,
+    total: int = 0,
+    engine: PoseEngine | None = None,
+) -> tuple[PoseSeries, int]:
+    """Run the pose engine (a new one unless given) over timed frames; frames without a person
+    become NaN rows."""
+    times, pixels, world, visibility = [], [], [], []
+    found = 0
+    with contextlib.nullcontext(engine) if engine else PoseEngine() as engine:
+        for t_s, frame in frames:
+            result = engine.process(frame, t_s)
+            times.append(t_s)
+            if result is None:
+                pixels.append(np.full((33, 2), np.nan))
+                world.append(np.full((33, 3), np.nan))
+                visibility.append(np.zeros(33))
+            else:
+                found += 1
+                pixels.append(result.pixels)
+                world.append(result.world_xyz)
+                visibility.append(result.visibility)
+            if progress is not None:
+                progress(len(times), total)
+    if not times:
+        return PoseSeries.empty_frames(np.zeros(0)), 0
+    series = PoseSeries(
+        t_s=np.array(times),
+        pixels=np.array(pixels),
+        world=np.array(world),
+        visibility=np.array(visibility),
+    )
+    return series, found
+
+
+def count_repetitions(
+    poses: PoseSeries,
+    exercise: ExerciseDefinition,
+    *,
+    side: str = "auto",
+    target_deg: float | None = None,
+) -> tuple[str, list[RepetitionMetrics], list[PartialRepetition]]:
+    """The side measured, the counted repetitions and the partial ones."""
+    chosen = choose_side(poses, exercise) if side == "auto" else side
+    fs = _sample_rate(poses.t_s)
+    angles = {
+        each: _smooth(joint_angle_deg(poses, exercise.angle, each, exercise.angle_space), fs)
+        for each in SIDES
+    }
+    measures = {name: _smooth(values, fs) for name, values in form_measures(poses, chosen).items()}
+    counter = RepetitionCounter(exercise, side=chosen, target_deg=target_deg)
+    for i, t_s in enumerate(poses.t_s):
+        counter.update(
+            Sample(
+                t_s=float(t_s),
+                left_deg=float(angles["left"][i]),
+                right_deg=float(angles["right"][i]),
+                measures={name: float(values[i]) for name, values in measures.items()},
+            )
+        )
+    counter.finish()
+    return chosen, counter.reps, counter.partials
+
+
+def _smooth(values: np.ndarray, fs: float) -> np.ndarray:
+    return butterworth_zero_phase(values, fs_hz=fs, cutoff_hz=SMOOTHING_CUTOFF_HZ)
+
+
+def _sample_rate(t_s: np.ndarray) -> float:
+    if len(t_s) < 2:
+        return DEFAULT_FPS
+    return float(1 / np.median(np.diff(t_s)))
+
+
+def _open_info(path: Path) -> tuple[float, int]:
+    """Frame rate and frame count, or a clear error when OpenCV cannot read the file."""
+    if not path.is_file():
+        raise VideoAnalysisError(f"no such file: {path}")
+    video = cv2.VideoCapture(str(path))
+    try:
+        if not video.isOpened() or not video.grab():
+            raise VideoAnalysisError(f"cannot read {path.name} as a video")
+        fps = video.get(cv2.CAP_PROP_FPS)
+        total = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        video.release()
+    valid_fps = fps if math.isfinite(fps) and 1 <= fps <= 1000 else DEFAULT_FPS
+    return valid_fps, max(total, 0)
