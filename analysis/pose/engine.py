@@ -13,37 +13,29 @@ Usage::
         result = engine.process(frame_bgr, timestamp_s)   # PoseResult or None (nobody found)
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
-
-# MediaPipe logs every graph start to stderr through glog; the video command's stderr is for the
-# user (progress bar, one-line errors).
-os.environ.setdefault("GLOG_minloglevel", "2")
-
-import cv2  # noqa: E402
-from google.protobuf import text_format  # noqa: E402
-from mediapipe.framework import calculator_pb2  # noqa: E402
-from mediapipe.framework.formats import rect_pb2  # noqa: E402
-from mediapipe.python import packet_creator, packet_getter  # noqa: E402
-from mediapipe.python._framework_bindings import (  # noqa: E402
+from google.protobuf import text_format
+from mediapipe.framework import calculator_pb2
+from mediapipe.framework.formats import rect_pb2
+from mediapipe.python import packet_creator, packet_getter
+from mediapipe.python._framework_bindings import (
     calculator_graph,
     image_frame,
     resource_util,
 )
 
-from analysis.pose.models import require_models  # noqa: E402
-from analysis.pose.roi import (  # noqa: E402
+from analysis.pose.models import require_models
+from analysis.pose.roi import (
     RegionOfInterest,
     center_distance,
     prominence,
     roi_from_keypoints,
 )
-
-NUM_LANDMARKS = 33
 
 _DETECTOR_GRAPH = """
 input_stream: "image"
@@ -153,16 +145,29 @@ class _Graph:
         self._graph.close()
 
 
+@dataclass(frozen=True)
+class Tracking:
+    """Which person a stream follows: the box for its next frame (None: run the detector) and
+    where the person was last seen (to take them back after a loss). A plain value, so that a
+    stream's frames can be served by any engine, in any process."""
+
+    next_box: RegionOfInterest | None = None
+    last_seen: RegionOfInterest | None = None
+
+
 class PoseEngine:
-    """Follows one person through a stream of frames. Not thread-safe: one engine per stream."""
+    """Follows one person through a stream of frames. Not thread-safe.
+
+    `process` keeps the stream's Tracking itself (one engine per stream, as for a video file);
+    `estimate` takes and returns it, for engines that serve many streams.
+    """
 
     def __init__(self, *, smooth: bool = True, model_root: Path | None = None) -> None:
         resource_util.set_resource_dir(str(require_models(model_root)))
         self._smooth = smooth
         self._detector = _Graph(_DETECTOR_GRAPH)
-        self._landmarker = _Graph(_LANDMARK_GRAPH % {"smooth": "true" if smooth else "false"})
-        self._box: RegionOfInterest | None = None  # tracked box for the next frame
-        self._last_box: RegionOfInterest | None = None  # where the person was last seen
+        self._landmarker = self._landmark_graph()
+        self._tracking = Tracking()
         self._last_timestamp_us = -1
 
     def __enter__(self) -> "PoseEngine":
@@ -177,32 +182,48 @@ class PoseEngine:
 
     def forget_person(self) -> None:
         """Start over: the next frame picks the most prominent person again."""
-        self._box = self._last_box = None
+        self._tracking = Tracking()
         self._landmarker.close()
-        self._landmarker = _Graph(_LANDMARK_GRAPH % {"smooth": "true" if self._smooth else "false"})
+        self._landmarker = self._landmark_graph()
 
     def process(self, image_bgr: np.ndarray, timestamp_s: float) -> PoseResult | None:
         """Landmarks of the followed person in a BGR uint8 (H, W, 3) frame, or None if nobody is
         found. Timestamps are the frames' capture times; they drive the landmark smoothing."""
+        result, self._tracking = self.estimate(image_bgr, timestamp_s, self._tracking)
+        return result
+
+    def estimate(
+        self, image_bgr: np.ndarray, timestamp_s: float, tracking: Tracking
+    ) -> tuple[PoseResult | None, Tracking]:
+        """One frame of a stream whose tracking state is kept by the caller."""
         height, width = image_bgr.shape[:2]
+        size = (width, height)
+        # MediaPipe requires strictly increasing timestamps within a graph.
         timestamp_us = max(int(round(timestamp_s * 1e6)), self._last_timestamp_us + 1)
         self._last_timestamp_us = timestamp_us
         rgb = np.ascontiguousarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
         image = packet_creator.create_image_frame(
             image_format=image_frame.ImageFormat.SRGB, data=rgb
         )
-        if self._box is not None:
-            result = self._landmarks(image, self._box, (width, height), timestamp_us, tracked=True)
-            if result is not None:
-                return result
-        box = self._detect(image, (width, height), timestamp_us)
+        if tracking.next_box is not None:
+            found = self._landmarks(image, tracking.next_box, size, timestamp_us, tracked=True)
+            if found is not None:
+                return found
+        box = self._detect(image, size, timestamp_us, tracking.last_seen)
         if box is None:
-            self._box = None
-            return None
-        return self._landmarks(image, box, (width, height), timestamp_us, tracked=False)
+            return None, Tracking(last_seen=tracking.last_seen)
+        found = self._landmarks(image, box, size, timestamp_us, tracked=False)
+        return found or (None, Tracking(last_seen=tracking.last_seen))
+
+    def _landmark_graph(self) -> _Graph:
+        return _Graph(_LANDMARK_GRAPH % {"smooth": "true" if self._smooth else "false"})
 
     def _detect(
-        self, image: Any, size: tuple[int, int], timestamp_us: int
+        self,
+        image: Any,
+        size: tuple[int, int],
+        timestamp_us: int,
+        last_seen: RegionOfInterest | None,
     ) -> RegionOfInterest | None:
         packets = self._detector.run({"image": image}, timestamp_us)
         if "detections" not in packets or packets["detections"].is_empty():
@@ -215,20 +236,7 @@ class PoseEngine:
                     (keypoints[0].x, keypoints[0].y), (keypoints[1].x, keypoints[1].y), *size
                 )
             )
-        return self._choose_person(boxes, size)
-
-    def _choose_person(
-        self, boxes: list[RegionOfInterest], size: tuple[int, int]
-    ) -> RegionOfInterest | None:
-        if not boxes:
-            return None
-        last = self._last_box
-        if last is not None:
-            # Lost for a moment: take back the person nearest to where ours was last seen.
-            nearest = min(boxes, key=lambda box: center_distance(box, last, *size))
-            if center_distance(nearest, last, *size) < 0.5 * last.pixel_size(size[0]):
-                return nearest
-        return max(boxes, key=lambda box: prominence(box, *size))
+        return choose_person(boxes, size, last_seen)
 
     def _landmarks(
         self,
@@ -238,7 +246,7 @@ class PoseEngine:
         timestamp_us: int,
         *,
         tracked: bool,
-    ) -> PoseResult | None:
+    ) -> tuple[PoseResult, Tracking] | None:
         roi = rect_pb2.NormalizedRect(
             x_center=box.x_center,
             y_center=box.y_center,
@@ -250,16 +258,14 @@ class PoseEngine:
             {"image": image, "roi": packet_creator.create_proto(roi)}, timestamp_us
         )
         if "landmarks" not in packets or packets["landmarks"].is_empty():
-            self._box = None
             return None
         landmarks = packet_getter.get_proto(packets["landmarks"]).landmark
         auxiliary = packet_getter.get_proto(packets["auxiliary_landmarks"]).landmark
         world = packet_getter.get_proto(packets["world_landmarks"]).landmark
-        self._box = roi_from_keypoints(
+        next_box = roi_from_keypoints(
             (auxiliary[0].x, auxiliary[0].y), (auxiliary[1].x, auxiliary[1].y), *size
         )
-        self._last_box = box
-        return PoseResult(
+        result = PoseResult(
             image_xyz=np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64),
             world_xyz=np.array([(p.x, p.y, p.z) for p in world], dtype=np.float64),
             visibility=np.array([p.visibility for p in landmarks], dtype=np.float64),
@@ -267,3 +273,18 @@ class PoseEngine:
             box=box,
             tracked=tracked,
         )
+        return result, Tracking(next_box=next_box, last_seen=box)
+
+
+def choose_person(
+    boxes: list[RegionOfInterest], size: tuple[int, int], last_seen: RegionOfInterest | None
+) -> RegionOfInterest | None:
+    """The detected person to follow: the one nearest to where ours was last seen, if close
+    enough (lost for a moment), else the largest, most central one."""
+    if not boxes:
+        return None
+    if last_seen is not None:
+        nearest = min(boxes, key=lambda box: center_distance(box, last_seen, *size))
+        if center_distance(nearest, last_seen, *size) < 0.5 * last_seen.pixel_size(size[0]):
+            return nearest
+    return max(boxes, key=lambda box: prominence(box, *size))

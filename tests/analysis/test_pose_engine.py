@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from analysis.pose.engine import PoseEngine
+from analysis.pose.engine import PoseEngine, Tracking
 from analysis.pose.models import LANDMARK_MODEL, PoseModelMissingError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -85,6 +85,18 @@ def test_it_keeps_following_its_person_when_someone_larger_walks_in(engine, phot
         followed = engine.process(_two_people(photo), frame / 10)
         assert followed is not None and followed.tracked
         assert followed.pixels[:, 0].mean() < 400
+
+
+def test_a_stream_served_by_two_engines_in_turn_keeps_its_person(photo):
+    """The tracking state travels with the frames, as it does between pose worker processes."""
+    tracking = Tracking()
+    with PoseEngine(smooth=False) as first, PoseEngine(smooth=False) as second:
+        result, tracking = first.estimate(_two_people(photo, with_big_one=False), 0.0, tracking)
+        for frame in range(1, 6):
+            engine = (first, second)[frame % 2]
+            result, tracking = engine.estimate(_two_people(photo), frame / 10, tracking)
+            assert result is not None and result.tracked
+            assert result.pixels[:, 0].mean() < 400
 
 
 def test_forgetting_the_person_picks_the_most_prominent_one_again(engine, photo):
