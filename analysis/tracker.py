@@ -1,0 +1,285 @@
+"""The live side of a session: one pose per frame in, feedback for the patient's page out.
+
+Pure and synchronous; the websocket consumer feeds it and sends what it returns. Stages:
+
+    PLACING   the body (or the limbs that matter) is not yet in view in the exercise's preferred
+              view; a message says what to change, until it has been right for PLACED_S
+    COUNTDOWN a short countdown, then
+    COUNTING  angles (One Euro smoothed) -> repetition counter; a set is done after its reps
+    RESTING   the rest between sets, then counting again
+    DONE      all sets done
+"""
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from analysis.exercises import CameraView, ExerciseDefinition
+from analysis.filters import OneEuroFilter
+from analysis.form import form_measures
+from analysis.kinematics import MIN_VISIBILITY, SIDES, PoseSeries, joint_angle_deg
+from analysis.landmarks import Landmark, sided_landmark
+from analysis.repetitions import RepetitionMetrics
+from analysis.reps import HOLD_BAND_DEG, PartialRepetition, Phase, RepetitionCounter, Sample
+
+PLACED_S = 1.0  # placement must hold this long before the countdown starts
+COUNTDOWN_S = 3.0
+CUE_COOLDOWN_S = 4.0  # between corrections: text and voice must not pile up
+CLOSE_BAND_DEG = 15.0  # "close to the target" band for the colour of the measured segment
+EDGE_MARGIN = 0.02  # landmarks this close to the image border count as out of view
+# Shoulder width over trunk length in the image: small in a side view, large facing the camera.
+SIDE_VIEW_MAX_RATIO = 0.45
+FRONT_VIEW_MIN_RATIO = 0.55
+# One Euro settings for joint angles in degrees: steady when still, little lag when moving.
+LIVE_MIN_CUTOFF_HZ = 1.0
+LIVE_BETA = 0.05
+
+
+class Stage(StrEnum):
+    PLACING = "placing"
+    COUNTDOWN = "countdown"
+    COUNTING = "counting"
+    RESTING = "resting"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the prescription asks for in this session."""
+
+    exercise: ExerciseDefinition
+    side: str  # "left" or "right": the measured side
+    sets: int
+    reps: int
+    target_deg: float
+    hold_s: float = 0.0
+    rest_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class FramePose:
+    """One frame's landmarks as the pose engine gives them (see analysis.pose.engine)."""
+
+    pixels: np.ndarray  # (33, 2)
+    world: np.ndarray  # (33, 3)
+    visibility: np.ndarray  # (33,)
+    image_size: tuple[int, int]
+
+
+@dataclass
+class Feedback:
+    """What the page shows after one frame."""
+
+    stage: Stage
+    set_number: int
+    reps_in_set: int
+    angle_deg: float | None = None
+    band: str | None = None  # "in", "close" or "out" of the target band
+    hold_s: float = 0.0
+    countdown_s: float | None = None
+    rest_remaining_s: float | None = None
+    placement: str | None = None  # what to change before counting can start
+    cue: str | None = None
+    repetition: RepetitionMetrics | None = None
+    partial: PartialRepetition | None = None
+    set_finished: bool = False
+    events: list[str] = field(default_factory=list)
+
+
+class ExerciseTracker:
+    def __init__(self, plan: Plan, *, set_number: int = 1, reps_done_in_set: int = 0) -> None:
+        """`set_number` and `reps_done_in_set` resume a session after a dropped connection."""
+        self.plan = plan
+        self.stage = Stage.PLACING
+        self._placed_since: float | None = None
+        self._stage_since = 0.0
+        self._last_cue_at = -math.inf
+        self._filters = {side: OneEuroFilter(LIVE_MIN_CUTOFF_HZ, LIVE_BETA) for side in SIDES}
+        self.counter = RepetitionCounter(
+            plan.exercise, side=plan.side, target_deg=plan.target_deg, set_number=set_number
+        )
+        self.counter.index_in_set = reps_done_in_set
+
+    @property
+    def set_number(self) -> int:
+        return self.counter.set_number
+
+    @property
+    def reps_in_set(self) -> int:
+        return self.counter.index_in_set
+
+    def update(self, t_s: float, pose: FramePose | None) -> Feedback:
+        feedback = Feedback(self.stage, self.set_number, self.reps_in_set)
+        if self.stage is Stage.DONE:
+            return feedback
+        if self.stage is Stage.RESTING:
+            return self._rest(t_s, feedback)
+        problem = placement_problem(pose, self.plan) if pose is not None else "no_person"
+        if self.stage is Stage.PLACING:
+            return self._place(t_s, problem, feedback)
+        if self.stage is Stage.COUNTDOWN:
+            remaining = COUNTDOWN_S - (t_s - self._stage_since)
+            if remaining > 0:
+                feedback.countdown_s = round(remaining, 1)
+                return feedback
+            self._enter(Stage.COUNTING, t_s, feedback)
+        return self._count(t_s, pose, feedback)
+
+    # --- stages ----------------------------------------------------------------------------------
+    def _enter(self, stage: Stage, t_s: float, feedback: Feedback) -> None:
+        self.stage = feedback.stage = stage
+        self._stage_since = t_s
+        feedback.events.append(stage.value)
+
+    def _place(self, t_s: float, problem: str | None, feedback: Feedback) -> Feedback:
+        if problem is not None:
+            self._placed_since = None
+            feedback.placement = PLACEMENT_MESSAGES[problem]
+            self._cue(t_s, feedback, PLACEMENT_MESSAGES[problem])
+            return feedback
+        if self._placed_since is None:
+            self._placed_since = t_s
+        if t_s - self._placed_since >= PLACED_S:
+            self._enter(Stage.COUNTDOWN, t_s, feedback)
+            feedback.countdown_s = COUNTDOWN_S
+        return feedback
+
+    def _rest(self, t_s: float, feedback: Feedback) -> Feedback:
+        remaining = self.plan.rest_s - (t_s - self._stage_since)
+        if remaining > 0:
+            feedback.rest_remaining_s = round(remaining, 1)
+            return feedback
+        self.counter.start_set(self.set_number + 1)
+        feedback.set_number, feedback.reps_in_set = self.set_number, 0
+        self._enter(Stage.COUNTING, t_s, feedback)
+        self._cue(t_s, feedback, f"Set {self.set_number}: go", force=True)
+        return feedback
+
+    def _count(self, t_s: float, pose: FramePose | None, feedback: Feedback) -> Feedback:
+        sample = self._sample(t_s, pose)
+        angle = sample.angle(self.plan.side)
+        if math.isfinite(angle):
+            feedback.angle_deg = round(angle, 1)
+            feedback.band = self._band(angle)
+        event = self.counter.update(sample)
+        feedback.hold_s = round(self.counter.hold_s, 1)
+        feedback.reps_in_set = self.reps_in_set
+        if isinstance(event, PartialRepetition):
+            feedback.partial = event
+            self._cue(t_s, feedback, self._partial_cue())
+        elif event is not None:
+            feedback.repetition = event
+            self._after_repetition(t_s, event, feedback)
+        elif self._hold_complete(feedback):
+            self._cue(t_s, feedback, "Good, now back down" if self._upward else "Good, relax")
+        return feedback
+
+    def _after_repetition(self, t_s: float, rep: RepetitionMetrics, feedback: Feedback) -> None:
+        if rep.form_flags:
+            labels = {fault.code: fault.label for fault in self.plan.exercise.form_faults}
+            self._cue(t_s, feedback, labels[rep.form_flags[0]], force=True)
+        elif self.plan.hold_s and (rep.hold_s or 0) < self.plan.hold_s:
+            self._cue(t_s, feedback, f"Hold for {self.plan.hold_s:g} seconds at the top")
+        else:
+            # The count is the main feedback and short: it is not held back by the cooldown.
+            self._cue(t_s, feedback, str(self.reps_in_set), force=True)
+        if self.reps_in_set < self.plan.reps:
+            return
+        self.counter.finish()
+        feedback.set_finished = True
+        if self.set_number >= self.plan.sets:
+            self._enter(Stage.DONE, t_s, feedback)
+            self._cue(t_s, feedback, "Well done, all sets finished", force=True)
+        else:
+            self._enter(Stage.RESTING, t_s, feedback)
+            feedback.rest_remaining_s = self.plan.rest_s
+            self._cue(t_s, feedback, f"Set {self.set_number} done, rest", force=True)
+
+    # --- helpers ---------------------------------------------------------------------------------
+    @property
+    def _upward(self) -> bool:
+        return self.plan.exercise.thresholds.direction > 0
+
+    def _hold_complete(self, feedback: Feedback) -> bool:
+        moving = self.counter.phase is Phase.MOVING
+        held = self.counter.hold_s >= self.plan.hold_s
+        return bool(self.plan.hold_s) and moving and feedback.band == "in" and held
+
+    def _partial_cue(self) -> str:
+        return "A little further next time" if self._upward else "Straighten a little more"
+
+    def _band(self, angle: float) -> str:
+        shortfall = self.plan.exercise.thresholds.direction * (self.plan.target_deg - angle)
+        if shortfall <= HOLD_BAND_DEG:
+            return "in"
+        return "close" if shortfall <= HOLD_BAND_DEG + CLOSE_BAND_DEG else "out"
+
+    def _cue(self, t_s: float, feedback: Feedback, text: str, *, force: bool = False) -> None:
+        if feedback.cue is not None or (not force and t_s - self._last_cue_at < CUE_COOLDOWN_S):
+            return
+        feedback.cue = text
+        self._last_cue_at = t_s
+
+    def _sample(self, t_s: float, pose: FramePose | None) -> Sample:
+        if pose is None:
+            return Sample(t_s, math.nan, math.nan)
+        series = _one_frame(t_s, pose)
+        exercise = self.plan.exercise
+        angles = {
+            side: self._filters[side](
+                t_s, float(joint_angle_deg(series, exercise.angle, side, exercise.angle_space)[0])
+            )
+            for side in SIDES
+        }
+        measures = {
+            name: float(values[0]) for name, values in form_measures(series, self.plan.side).items()
+        }
+        return Sample(t_s, angles["left"], angles["right"], measures)
+
+
+PLACEMENT_MESSAGES = {
+    "no_person": "Step into view of the camera",
+    "limbs_hidden": "Move so that your whole body is in the picture",
+    "too_close": "Step back a little: part of you is outside the picture",
+    "turn_side": "Turn sideways to the camera",
+    "turn_front": "Face the camera",
+}
+
+
+def placement_problem(pose: FramePose, plan: Plan) -> str | None:
+    """What keeps counting from starting, as a key of PLACEMENT_MESSAGES, or None if all is well."""
+    side = plan.side
+    needed = [*plan.exercise.angle.landmarks(side)]
+    needed += [sided_landmark("shoulder", side), sided_landmark("hip", side)]
+    if (pose.visibility[needed] < MIN_VISIBILITY).any():
+        return "limbs_hidden"
+    width, height = pose.image_size
+    normalised = pose.pixels[needed] / np.array([width, height])
+    if (normalised < EDGE_MARGIN).any() or (normalised > 1 - EDGE_MARGIN).any():
+        return "too_close"
+    ratio = _shoulder_width_over_trunk(pose)
+    if plan.exercise.camera_view is CameraView.SIDE and ratio > SIDE_VIEW_MAX_RATIO:
+        return "turn_side"
+    if plan.exercise.camera_view is CameraView.FRONT and ratio < FRONT_VIEW_MIN_RATIO:
+        return "turn_front"
+    return None
+
+
+def _shoulder_width_over_trunk(pose: FramePose) -> float:
+    px = pose.pixels
+    shoulders = px[Landmark.LEFT_SHOULDER] - px[Landmark.RIGHT_SHOULDER]
+    mid_shoulder = (px[Landmark.LEFT_SHOULDER] + px[Landmark.RIGHT_SHOULDER]) / 2
+    mid_hip = (px[Landmark.LEFT_HIP] + px[Landmark.RIGHT_HIP]) / 2
+    trunk = float(np.linalg.norm(mid_shoulder - mid_hip))
+    return float(np.linalg.norm(shoulders)) / trunk if trunk > 0 else 0.0
+
+
+def _one_frame(t_s: float, pose: FramePose) -> PoseSeries:
+    return PoseSeries(
+        t_s=np.array([t_s]),
+        pixels=pose.pixels[None],
+        world=pose.world[None],
+        visibility=pose.visibility[None],
+    )

@@ -1,0 +1,125 @@
+"""The live tracker on a synthetic side-view skeleton driven by a real motion-capture knee angle."""
+
+import math
+
+import numpy as np
+import pytest
+
+from analysis.exercises import BY_SLUG
+from analysis.landmarks import Landmark
+from analysis.tracker import COUNTDOWN_S, PLACED_S, ExerciseTracker, FramePose, Plan, Stage
+from tests.analysis.test_reps import _cosine_reps, _mot_column
+
+FPS = 30.0
+SQUAT_PLAN = Plan(BY_SLUG["squat"], side="right", sets=1, reps=5, target_deg=80, rest_s=2.0)
+
+
+def side_view_squatter(knee_deg: float, *, width: int = 640, height: int = 480) -> FramePose:
+    """A person side-on to the camera (facing right), both legs bent by knee_deg of flexion."""
+    bend = math.radians(knee_deg)
+    pixels = np.zeros((33, 2))
+    hip = np.array([320.0, 250.0 + 40 * (1 - math.cos(bend))])
+    knee = hip + [70 * math.sin(bend / 2) + 5, 90 * math.cos(bend / 2)]
+    ankle = knee + [-90 * math.sin(bend / 2), 90 * math.cos(bend / 2)]
+    shoulder = hip + [25 * math.sin(bend / 2), -130]
+    for side, offset in (("RIGHT", 0.0), ("LEFT", 8.0)):  # the far side a few pixels behind
+        pixels[Landmark[f"{side}_HIP"]] = hip + [offset, 0]
+        pixels[Landmark[f"{side}_KNEE"]] = knee + [offset, 0]
+        pixels[Landmark[f"{side}_ANKLE"]] = ankle + [offset, 0]
+        pixels[Landmark[f"{side}_SHOULDER"]] = shoulder + [offset, 0]
+        pixels[Landmark[f"{side}_EAR"]] = shoulder + [offset, -40]
+        pixels[Landmark[f"{side}_ELBOW"]] = shoulder + [offset + 40, 10]
+        pixels[Landmark[f"{side}_WRIST"]] = shoulder + [offset + 80, 10]
+    world = np.column_stack([pixels / 300, np.zeros(33)])
+    return FramePose(pixels, world, np.full(33, 0.95), (width, height))
+
+
+def _run(tracker, times, angles):
+    return [
+        tracker.update(float(t), side_view_squatter(float(a)))
+        for t, a in zip(times, angles, strict=True)
+    ]
+
+
+def _standing(seconds: float, start: float = 0.0):
+    times = start + np.arange(int(seconds * FPS)) / FPS
+    return times, np.full(len(times), 3.0)
+
+
+def test_nothing_counts_before_placement_and_the_countdown():
+    tracker = ExerciseTracker(SQUAT_PLAN)
+    assert tracker.update(0.0, None).placement == "Step into view of the camera"
+    times, angles = _standing(PLACED_S + COUNTDOWN_S + 0.5, start=0.1)
+    stages = [feedback.stage for feedback in _run(tracker, times, angles)]
+    assert stages[0] is Stage.PLACING and Stage.COUNTDOWN in stages and stages[-1] is Stage.COUNTING
+    countdown = [t for t, stage in zip(times, stages, strict=True) if stage is Stage.COUNTDOWN]
+    assert countdown[0] - times[0] == pytest.approx(PLACED_S, abs=0.05)
+
+
+def test_the_real_squat_trace_counts_five_live_and_finishes_the_session():
+    tracker = ExerciseTracker(SQUAT_PLAN)
+    t0, knee = _mot_column("knee_angle_r")
+    lead_times, lead = _standing(PLACED_S + COUNTDOWN_S + 1.0)
+    times = np.arange(0, t0[-1], 1 / FPS)
+    angles = np.interp(times, t0, knee) + np.random.default_rng(1).normal(0, 1.5, len(times))
+    feedback = _run(
+        tracker,
+        np.concatenate([lead_times, times + lead_times[-1] + 1 / FPS]),
+        np.concatenate([lead, angles]),
+    )
+    reps = [f.repetition for f in feedback if f.repetition is not None]
+    assert [rep.index for rep in reps] == [1, 2, 3, 4, 5]
+    assert all(70 < rep.max_deg < 95 for rep in reps)
+    assert feedback[-1].stage is Stage.DONE
+    assert [f.cue for f in feedback if f.repetition][:4] == ["1", "2", "3", "4"]
+
+
+def test_sets_are_separated_by_the_rest_and_numbered_on():
+    plan = Plan(BY_SLUG["squat"], side="right", sets=2, reps=2, target_deg=80, rest_s=2.0)
+    tracker = ExerciseTracker(plan)
+    lead_times, lead = _standing(PLACED_S + COUNTDOWN_S + 1.0)
+    t, knee = _cosine_reps(3, 90, 2.0, 5, fs=FPS, pause_s=0.8)
+    feedback = _run(
+        tracker,
+        np.concatenate([lead_times, t + lead_times[-1] + 0.1]),
+        np.concatenate([lead, knee]),
+    )
+    reps = [(f.repetition.set_number, f.repetition.index) for f in feedback if f.repetition]
+    assert reps[:2] == [(1, 1), (1, 2)]
+    assert (2, 1) in reps and (2, 2) in reps and len(reps) == 4
+    resting = [f for f in feedback if f.stage is Stage.RESTING]
+    assert resting and resting[0].rest_remaining_s == pytest.approx(2.0, abs=0.1)
+    assert feedback[-1].stage is Stage.DONE
+
+
+def test_a_front_view_exercise_asks_the_patient_to_face_the_camera():
+    plan = Plan(BY_SLUG["shoulder_abduction"], side="right", sets=1, reps=5, target_deg=150)
+    feedback = ExerciseTracker(plan).update(0.0, side_view_squatter(3.0))
+    assert feedback.placement == "Face the camera"
+
+
+def test_a_person_partly_out_of_the_picture_is_asked_to_step_back():
+    pose = side_view_squatter(3.0, height=400)  # the ankles fall below the bottom edge
+    feedback = ExerciseTracker(SQUAT_PLAN).update(0.0, pose)
+    assert feedback.placement == "Step back a little: part of you is outside the picture"
+
+
+def test_cues_come_one_at_a_time_with_a_cooldown():
+    tracker = ExerciseTracker(SQUAT_PLAN)
+    cues = [tracker.update(t, None).cue for t in np.arange(0, 10, 1 / FPS)]
+    said = [i / FPS for i, cue in enumerate(cues) if cue]
+    assert len(said) == 3 and np.diff(said) == pytest.approx([4.0, 4.0], abs=0.05)
+
+
+def test_a_resumed_session_goes_on_counting_where_it_stopped():
+    plan = Plan(BY_SLUG["squat"], side="right", sets=2, reps=5, target_deg=80)
+    tracker = ExerciseTracker(plan, set_number=2, reps_done_in_set=3)
+    lead_times, lead = _standing(PLACED_S + COUNTDOWN_S + 1.0)
+    t, knee = _cosine_reps(3, 90, 2.0, 1, fs=FPS)
+    feedback = _run(
+        tracker,
+        np.concatenate([lead_times, t + lead_times[-1] + 0.1]),
+        np.concatenate([lead, knee]),
+    )
+    (rep,) = [f.repetition for f in feedback if f.repetition]
+    assert (rep.set_number, rep.index) == (2, 4)
