@@ -1,0 +1,61 @@
+"""A pose worker's frame service: stateless, tracking state travelling with the frames."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from analysis.pose.engine import PoseEngine
+from analysis.pose.worker import serve_frame, tracking_from_dict
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def engines():
+    with PoseEngine(smooth=False) as first, PoseEngine(smooth=False) as second:
+        yield first, second
+
+
+def _squat_jpegs(count: int) -> list[bytes]:
+    video = cv2.VideoCapture(str(FIXTURES / "pose_squats.mp4"))
+    frames = []
+    for _ in range(count):
+        ok, frame = video.read()
+        frame = cv2.resize(frame, (360, 640))
+        frames.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes())
+    return frames
+
+
+def test_two_workers_serve_alternate_frames_of_one_stream(engines):
+    tracking = None
+    for index, jpeg in enumerate(_squat_jpegs(6)):
+        reply = serve_frame(engines[index % 2], jpeg, index / 5, tracking)
+        json.dumps(reply)  # travels as JSON through the channel layer
+        assert reply["pose"] is not None and len(reply["pose"]["image_xyz"]) == 33
+        assert reply["pose"]["image_size"] == [360, 640]
+        tracking = reply["tracking"]
+        assert tracking["next_box"] is not None
+
+
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        (b"", "empty"),
+        (b"\xff\xd8\xff" + b"\x00" * 10, "truncated"),
+        (np.random.default_rng(0).bytes(5000), "unknown_format"),
+    ],
+)
+def test_a_bad_frame_is_an_error_reply_not_a_crash(engines, frame, code):
+    reply = serve_frame(engines[0], frame, 0.0, None)
+    assert reply["error"] == code and reply["message"].endswith(".")
+
+
+@pytest.mark.parametrize(
+    "state", [None, "nonsense", {"next_box": {"x_center": "a"}}, {"next_box": [1, 2]}, {}]
+)
+def test_a_malformed_tracking_state_only_costs_a_fresh_detection(state):
+    tracking = tracking_from_dict(state)
+    assert tracking.next_box is None and tracking.last_seen is None
