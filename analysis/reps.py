@@ -105,9 +105,10 @@ class RepetitionCounter:
             return 0.0
         return self._last_t - self._band_since
 
-    def start_set(self, set_number: int) -> None:
+    def start_set(self, set_number: int, *, reps_done: int = 0) -> None:
+        """Count a new set from its first repetition (or after `reps_done`, when resuming)."""
         self.set_number = set_number
-        self.index_in_set = 0
+        self.index_in_set = reps_done
         self.phase = Phase.SETTLING
         self._settled_since: float | None = None
         self._rest_window: deque[_Point] = deque()

@@ -97,10 +97,8 @@ class ExerciseTracker:
         self._stage_since = 0.0
         self._last_cue_at = -math.inf
         self._filters = {side: OneEuroFilter(LIVE_MIN_CUTOFF_HZ, LIVE_BETA) for side in SIDES}
-        self.counter = RepetitionCounter(
-            plan.exercise, side=plan.side, target_deg=plan.target_deg, set_number=set_number
-        )
-        self.counter.index_in_set = reps_done_in_set
+        self.counter = RepetitionCounter(plan.exercise, side=plan.side, target_deg=plan.target_deg)
+        self.counter.start_set(set_number, reps_done=reps_done_in_set)
 
     @property
     def set_number(self) -> int:
