@@ -94,6 +94,11 @@ class RepThresholds:
     def direction(self) -> int:
         return 1 if self.peak_deg > self.rest_deg else -1
 
+    def shortfall_deg(self, target_deg: float, angle_deg: float) -> float:
+        """How far an angle stays short of the target in the direction of motion (negative:
+        beyond it)."""
+        return self.direction * (target_deg - angle_deg)
+
 
 @dataclass(frozen=True)
 class FormFault:

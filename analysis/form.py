@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from analysis.exercises import CameraView, ExerciseDefinition, Plane
-from analysis.kinematics import MIN_VISIBILITY, PoseSeries, three_point_angle_deg
+from analysis.kinematics import PoseSeries, three_point_angle_deg, visible
 from analysis.landmarks import Landmark, sided_landmark
 
 # Trunk angle from vertical (deg). A squat to 90 deg knee flexion normally brings the trunk 30-45
@@ -78,7 +78,7 @@ def _fault_seen(
     if code == "elbow_bend":
         return _max(measures.get("elbow_flexion_deg", none)) > ELBOW_BEND_DEG
     if code in TARGET_SHORTFALL_CODES:
-        return exercise.thresholds.direction * (target_deg - peak_deg) > TARGET_SHORTFALL_DEG
+        return exercise.thresholds.shortfall_deg(target_deg, peak_deg) > TARGET_SHORTFALL_DEG
     return False  # not visible to the camera: left to the therapist
 
 
@@ -99,27 +99,23 @@ def _max(values: np.ndarray) -> float:
     return float(np.nanmax(values)) if np.isfinite(values).any() else float("-inf")
 
 
-def _visible(poses: PoseSeries, *landmarks: Landmark) -> np.ndarray:
-    return (poses.visibility[:, list(landmarks)] >= MIN_VISIBILITY).all(axis=1)
-
-
 def _trunk_from_vertical_deg(poses: PoseSeries, side: str) -> np.ndarray:
     hip, shoulder = sided_landmark("hip", side), sided_landmark("shoulder", side)
     trunk = poses.pixels[:, shoulder] - poses.pixels[:, hip]
     # Image y points down, so "up" is -y.
     with np.errstate(invalid="ignore"):
         angle = np.degrees(np.arctan2(np.abs(trunk[:, 0]), -trunk[:, 1]))
-    return np.where(_visible(poses, hip, shoulder), angle, np.nan)
+    return np.where(visible(poses, hip, shoulder), angle, np.nan)
 
 
 def _shoulder_to_ear_px(poses: PoseSeries, side: str) -> np.ndarray:
     shoulder = sided_landmark("shoulder", side)
     ear = Landmark.LEFT_EAR if side == "left" else Landmark.RIGHT_EAR
     distance = poses.pixels[:, shoulder, 1] - poses.pixels[:, ear, 1]
-    return np.where(_visible(poses, shoulder, ear), distance, np.nan)
+    return np.where(visible(poses, shoulder, ear), distance, np.nan)
 
 
 def _elbow_flexion_deg(poses: PoseSeries, side: str) -> np.ndarray:
     points = [sided_landmark(point, side) for point in ("shoulder", "elbow", "wrist")]
     raw = three_point_angle_deg(*(poses.pixels[:, point] for point in points))
-    return np.where(_visible(poses, *points), 180.0 - raw, np.nan)
+    return np.where(visible(poses, *points), 180.0 - raw, np.nan)

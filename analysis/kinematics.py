@@ -66,10 +66,14 @@ def joint_angle_deg(
     indices = list(angle.landmarks(side))
     points = poses.pixels if space is AngleSpace.IMAGE_2D else poses.world
     raw = three_point_angle_deg(points[:, indices[0]], points[:, indices[1]], points[:, indices[2]])
-    visible = (poses.visibility[:, indices] >= MIN_VISIBILITY).all(axis=1)
     offset = raw - angle.raw_at_zero_deg
     clinical = offset if angle.increases_with_motion else -offset
-    return np.where(visible, clinical, np.nan)
+    return np.where(visible(poses, *indices), clinical, np.nan)
+
+
+def visible(poses: PoseSeries, *landmarks: Landmark) -> np.ndarray:
+    """(T,) True in the frames where every one of the landmarks is seen well enough."""
+    return (poses.visibility[:, list(landmarks)] >= MIN_VISIBILITY).all(axis=1)
 
 
 def choose_side(poses: PoseSeries, exercise: ExerciseDefinition) -> str:

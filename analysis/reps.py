@@ -115,6 +115,7 @@ class RepetitionCounter:
         self._moving: list[_Point] = []
         self._floor = math.inf
         self._band_since: float | None = None
+        self._longest_hold_s = 0.0  # in the repetition under way
         self._last_t = -math.inf
 
     # --- feeding ---------------------------------------------------------------------------------
@@ -195,8 +196,10 @@ class RepetitionCounter:
         self._floor = lowest  # the true lowest point at rest, for the range of motion
         self._rest_window.clear()
         self._band_since = None
+        self._longest_hold_s = 0.0
         self.phase = Phase.MOVING
-        self._track_hold(point)
+        for moving in self._moving:
+            self._track_hold(moving)
 
     def _remember_rest(self, point: _Point) -> None:
         self._rest_window.append(point)
@@ -213,12 +216,17 @@ class RepetitionCounter:
         self._remember_rest(point)
         return self._judge(excursion)
 
+    def target_shortfall_deg(self, angle_deg: float) -> float:
+        return self.exercise.thresholds.shortfall_deg(self.target_deg, angle_deg)
+
     def _track_hold(self, point: _Point) -> None:
-        in_band = point.s >= self._direction * self.target_deg - HOLD_BAND_DEG
-        if not in_band:
+        # point.s is the angle times the direction, so direction * s is the angle again.
+        if self.target_shortfall_deg(self._direction * point.s) > HOLD_BAND_DEG:
             self._band_since = None
-        elif self._band_since is None:
+            return
+        if self._band_since is None:
             self._band_since = point.t_s
+        self._longest_hold_s = max(self._longest_hold_s, point.t_s - self._band_since)
 
     def _judge(self, points: list[_Point]) -> RepetitionMetrics | PartialRepetition | None:
         signal = np.array([p.s for p in points] + [self._floor])
@@ -277,7 +285,7 @@ class RepetitionCounter:
             peak_velocity_dps=round(_peak_velocity(t, angle), 1),
             concentric_s=round(concentric, 3),
             eccentric_s=round(eccentric, 3),
-            hold_s=round(_longest_hold(t, points, self._direction * self.target_deg), 3),
+            hold_s=round(self._longest_hold_s, 3),
             symmetry_pct=_symmetry_pct(angle, np.array([p.other_deg for p in points])),
             form_flags=form_flags(
                 self.exercise, measures, peak_deg=float(angle[peak_at]), target_deg=self.target_deg
@@ -290,17 +298,6 @@ def _peak_velocity(t: np.ndarray, angle: np.ndarray) -> float:
     if len(t) < 2:
         return 0.0
     return float(np.max(np.abs(np.diff(angle) / np.diff(t))))
-
-
-def _longest_hold(t: np.ndarray, points: list[_Point], target_s: float) -> float:
-    longest, since = 0.0, None
-    for time, point in zip(t, points, strict=True):
-        if point.s >= target_s - HOLD_BAND_DEG:
-            since = time if since is None else since
-            longest = max(longest, time - since)
-        else:
-            since = None
-    return float(longest)
 
 
 def _symmetry_pct(angle: np.ndarray, other: np.ndarray) -> float | None:

@@ -11,7 +11,7 @@ Pure and synchronous; the websocket consumer feeds it and sends what it returns.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
@@ -85,7 +85,6 @@ class Feedback:
     repetition: RepetitionMetrics | None = None
     partial: PartialRepetition | None = None
     set_finished: bool = False
-    events: list[str] = field(default_factory=list)
 
 
 class ExerciseTracker:
@@ -129,7 +128,6 @@ class ExerciseTracker:
     def _enter(self, stage: Stage, t_s: float, feedback: Feedback) -> None:
         self.stage = feedback.stage = stage
         self._stage_since = t_s
-        feedback.events.append(stage.value)
 
     def _place(self, t_s: float, problem: str | None, feedback: Feedback) -> Feedback:
         if problem is not None:
@@ -209,7 +207,7 @@ class ExerciseTracker:
         return "A little further next time" if self._upward else "Straighten a little more"
 
     def _band(self, angle: float) -> str:
-        shortfall = self.plan.exercise.thresholds.direction * (self.plan.target_deg - angle)
+        shortfall = self.counter.target_shortfall_deg(angle)
         if shortfall <= HOLD_BAND_DEG:
             return "in"
         return "close" if shortfall <= HOLD_BAND_DEG + CLOSE_BAND_DEG else "out"
