@@ -1,4 +1,4 @@
-"""HTTP and WebSocket entry point (daphne). The websocket routes arrive with the live sessions."""
+"""HTTP and WebSocket entry point (daphne). WebSockets: the live sessions (sessions.routing)."""
 
 import os
 
@@ -11,7 +11,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-websocket_urlpatterns: list = []
+from sessions.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

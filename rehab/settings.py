@@ -138,6 +138,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
+# --- Live sessions -------------------------------------------------------------------------------
+# Pose workers: "channels" sends frames to `manage.py pose_worker` processes through the channel
+# layer (needs Redis); "local" runs worker processes started by the web process.
+POSE_TRANSPORT = os.environ.get("POSE_TRANSPORT") or ("channels" if REDIS_URL else "local")
+POSE_LOCAL_WORKERS = int(os.environ.get("POSE_LOCAL_WORKERS", "2"))
+# A frame whose pose has not come back by then is given up (a worker died or all are busy).
+POSE_TIMEOUT_S = float(os.environ.get("POSE_TIMEOUT_S", "1.0"))
+# Per connection: the page sends at most 15 frames/s; the token bucket allows twice that.
+LIVE_MAX_FRAMES_PER_S = 30.0
+LIVE_FRAME_BURST = 10
+
 # --- Auth ----------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,12 +1,8 @@
-"""The live session's WebSocket protocol, in one place.
-
-Status: the message parsing and the per-connection guard below are implemented and tested; the
-consumer that serves the endpoint (with the pose workers) is the next step of the live-session
-work and does not exist yet.
+"""The live session's WebSocket protocol, in one place. Served by sessions.consumers.
 
 Endpoint: ``/ws/sessions/<session uuid>/live/``. Only the logged-in patient who owns the session
-(Django session cookie) may connect, from an allowed origin; anyone else is refused before a
-frame is read.
+(Django session cookie), from an allowed origin (the handshake is refused otherwise), while the
+session is in progress; anyone else is closed with 4401 before a frame is read.
 
 Client -> server
 ----------------
@@ -18,34 +14,54 @@ Client -> server
     3       1     reserved (0)
     4       4     sequence number, unsigned big-endian, strictly increasing per connection
     8       8     capture time in milliseconds (float64 big-endian, the page's clock)
-    16      ...   a JPEG (or PNG) of at most 640x480 from the page; the guard accepts at most
-                  1920x1080 and MAX_MESSAGE_BYTES in all
+    16      ...   a JPEG of at most 640x480 from the page; the guard accepts at most 1920x1080
+                  and MAX_MESSAGE_BYTES in all
+
+The page keeps at most two frames unanswered and about 15 frames/s; the server allows a steady
+LIVE_MAX_FRAMES_PER_S with a burst of LIVE_FRAME_BURST. Only the latest frame waits for a pose
+worker: a frame that arrives while another is waiting replaces it and counts as dropped.
 
 *Text* message: JSON with a ``type``: ``{"type": "end"}`` finishes the session.
 
 Server -> client (always text, JSON with a ``type``)
 ----------------------------------------------------
+``ready``     once, after connecting: ``plan`` (sets, reps, target_deg, hold_s, rest_s), the
+              measured ``segment`` (three landmark indices), ``camera_view``, and ``progress``
+              (set, reps) where a reconnected session resumes
 ``pose``      per processed frame: ``seq``, ``landmarks`` ([x, y, visibility] * 33, x and y in
-              [0, 1] of the frame) or null, and the tracker's state (stage, angle, band, set, reps,
-              hold, countdown, rest, placement message), plus ``dropped`` (frames replaced before
-              they were processed: the page lowers its frame rate when this grows)
-``rep``       a counted repetition (set, index, ROM, ...); ``partial`` a partial one
-``set``       a set finished (``stage`` "resting" or "done")
-``cue``       one short text for the patient (the page may speak it)
-``error``     ``code`` and ``message`` about the last message; the connection stays usable
+              [0, 1] of the frame, unmirrored) or null, ``stage`` (placing, countdown, counting,
+              resting, done), ``set``, ``reps`` (in this set), ``angle`` (deg or null), ``band``
+              (in, close, out or null), ``hold`` (s), ``countdown`` and ``rest`` (s or null),
+              ``placement`` (what to change, or null) and ``dropped`` (frames replaced before
+              they were processed, since connecting: the page lowers its rate when it grows)
+``rep``       a counted repetition: set, index, rom, min, max (deg), duration, hold (s), form
+              (labels of its form flags)
+``partial``   a partial repetition (not counted): set, peak
+``set``       a set finished: set, ``stage`` (resting or done), rest (s)
+``cue``       ``text``: one short instruction for the patient (the page may speak it)
+``error``     ``code``, ``message`` and ``seq`` (null for text messages) about one message; the
+              connection stays usable
+``ended``     the session is complete: ``summary`` (reps per set, best and mean ROM, best peak,
+              target, partials, form flag counts, the pain report's URL); then a close with 1000
 
 Close codes: 4401 not allowed (anonymous, not the owner, session not in progress), 4408 too many
-bad messages in a row or a flood beyond the rate limit, 4409 session ended elsewhere.
+bad messages in a row or a flood beyond the rate limit, 4409 the session was ended elsewhere.
 """
 
 import json
 import math
 import struct
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from analysis.pose.frames import MAX_FRAME_BYTES
+from django.urls import reverse
+
+from analysis.pose.frames import MAX_FRAME_BYTES, FrameError, check_frame
+from analysis.repetitions import RepetitionMetrics
+from analysis.tracker import Feedback
+from sessions.models import ExerciseSession
 
 FRAME_HEADER = struct.Struct(">2sBxId")
 MAGIC = b"RF"
@@ -88,6 +104,17 @@ def parse_frame(message: bytes) -> Frame | ProtocolError:
     return Frame(sequence, capture_ms, message[FRAME_HEADER.size :])
 
 
+def image_problem(image: bytes) -> tuple[str, str] | None:
+    """(code, message) when a frame's image fails the checks that need no decoding: the frame
+    guard's (size, format, claimed dimensions), and live frames must be JPEG."""
+    header = check_frame(image)
+    if isinstance(header, FrameError):
+        return header.value, header.message
+    if header.format != "jpeg":
+        return "not_jpeg", "Frames must be JPEG images."
+    return None
+
+
 def encode_frame(sequence: int, capture_ms: float, image: bytes) -> bytes:
     return FRAME_HEADER.pack(MAGIC, VERSION, sequence, capture_ms) + image
 
@@ -108,8 +135,9 @@ CONTROL_TYPES = frozenset({"end"})
 
 
 class StreamGuard:
-    """Per-connection checks on frames: strictly increasing sequence numbers and a token bucket
-    (a steady rate with a small burst), and a count of consecutive refusals that ends in a close."""
+    """Per-connection checks on frames: strictly increasing sequence numbers, capture times that
+    do not go back, a token bucket (a steady rate with a small burst), and a count of refusals
+    since the last good frame that ends in a close."""
 
     def __init__(self, *, rate_per_s: float = 30.0, burst: int = 10, max_strikes: int = 20):
         self.rate_per_s = rate_per_s
@@ -118,20 +146,30 @@ class StreamGuard:
         self._tokens = float(burst)
         self._refilled_at: float | None = None
         self._last_sequence = -1
+        self._last_capture_ms = -math.inf
         self.strikes = 0
 
     def admit(self, frame: Frame, now_s: float) -> ProtocolError | None:
-        if frame.sequence <= self._last_sequence:
+        """None when the frame may go on to the image checks; a good image then calls
+        `accepted`, a bad one `refuse`."""
+        if frame.sequence <= self._last_sequence or frame.capture_ms < self._last_capture_ms:
             return self.refuse(ProtocolError.SEQUENCE)
         if not self._take_token(now_s):
             return self.refuse(ProtocolError.RATE)
         self._last_sequence = frame.sequence
-        self.strikes = 0
+        self._last_capture_ms = frame.capture_ms
         return None
 
+    def accepted(self) -> None:
+        self.strikes = 0
+
     def refuse(self, error: ProtocolError) -> ProtocolError:
-        self.strikes += 1
+        self.strike()
         return error
+
+    def strike(self) -> None:
+        """One more bad message (also a frame whose image the frame guard refused)."""
+        self.strikes += 1
 
     @property
     def abusive(self) -> bool:
@@ -146,3 +184,101 @@ class StreamGuard:
             return False
         self._tokens -= 1
         return True
+
+
+# --- Server messages -----------------------------------------------------------------------------
+def error_message(code: str, message: str, sequence: int | None = None) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, "seq": sequence}
+
+
+ERROR_TEXT = {
+    ProtocolError.TOO_LARGE: f"Message larger than {MAX_MESSAGE_BYTES} bytes.",
+    ProtocolError.BAD_HEADER: "A frame must start with the 16-byte RF header (version 1).",
+    ProtocolError.SEQUENCE: "Sequence numbers must increase.",
+    ProtocolError.RATE: "Too many frames: slow down.",
+    ProtocolError.BAD_JSON: "Text messages must be JSON.",
+    ProtocolError.UNKNOWN_TYPE: f"Text messages must have a type in {sorted(CONTROL_TYPES)}.",
+}
+
+
+def pose_message(
+    sequence: int, pose: dict[str, Any] | None, feedback: Feedback, dropped: int
+) -> dict[str, Any]:
+    landmarks = None
+    if pose is not None:
+        landmarks = [
+            [round(x, 4), round(y, 4), visibility]
+            for (x, y, _), visibility in zip(pose["image_xyz"], pose["visibility"], strict=True)
+        ]
+    return {
+        "type": "pose",
+        "seq": sequence,
+        "landmarks": landmarks,
+        "stage": feedback.stage.value,
+        "set": feedback.set_number,
+        "reps": feedback.reps_in_set,
+        "angle": feedback.angle_deg,
+        "band": feedback.band,
+        "hold": feedback.hold_s,
+        "countdown": feedback.countdown_s,
+        "rest": feedback.rest_remaining_s,
+        "placement": feedback.placement,
+        "dropped": dropped,
+    }
+
+
+def event_messages(feedback: Feedback, form_labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The messages besides ``pose`` that one frame's feedback calls for, in the order the page
+    should show them."""
+    messages: list[dict[str, Any]] = []
+    if (rep := feedback.repetition) is not None:
+        messages.append(rep_message(rep, form_labels))
+    if (partial := feedback.partial) is not None:
+        messages.append(
+            {"type": "partial", "set": partial.set_number, "peak": round(partial.peak_deg, 1)}
+        )
+    if feedback.set_finished:
+        messages.append(
+            {
+                "type": "set",
+                "set": feedback.set_number,
+                "stage": feedback.stage.value,
+                "rest": feedback.rest_remaining_s,
+            }
+        )
+    if feedback.cue:
+        messages.append({"type": "cue", "text": feedback.cue})
+    return messages
+
+
+def rep_message(rep: RepetitionMetrics, form_labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "rep",
+        "set": rep.set_number,
+        "index": rep.index,
+        "rom": round(rep.rom_deg, 1),
+        "min": round(rep.min_deg, 1),
+        "max": round(rep.max_deg, 1),
+        "duration": round(rep.duration_s, 2),
+        "hold": rep.hold_s,
+        "form": [form_labels.get(code, code) for code in rep.form_flags],
+    }
+
+
+def summary(session: ExerciseSession, reps: list[RepetitionMetrics]) -> dict[str, Any]:
+    """The ``ended`` message's summary of a completed session."""
+    per_set = Counter(rep.set_number for rep in reps)
+    labels = {fault.code: fault.label for fault in session.exercise.definition().form_faults}
+    flags = Counter(labels.get(code, code) for rep in reps for code in rep.form_flags)
+    return {
+        "sets": [{"set": n, "reps": per_set[n]} for n in range(1, session.target_sets + 1)],
+        "reps": session.reps_counted,
+        "target_reps": session.target_reps,
+        "best_rom": session.best_rom_deg,
+        "mean_rom": session.mean_rom_deg,
+        "best_peak": session.best_peak_deg,
+        "target": session.target_rom_deg,
+        "partials": session.partial_reps,
+        "form": dict(flags.most_common()),
+        "report_url": reverse("session_report", args=[session.pk]),
+    }

@@ -2,13 +2,15 @@
 
 import datetime
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from uuid import UUID
 
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from analysis.repetitions import RepetitionMetrics
+from analysis.tracker import Plan
 from patients.models import Assignment, Patient, Prescription
 from patients.selectors import User, assignment_lines_prefetch, patient_of, therapist_of
 from sessions.models import ExerciseSession, Repetition
@@ -87,4 +89,54 @@ def today_plan(*, patient: Patient, today: datetime.date) -> list[PlanItem]:
         )
         for assignment in assignments
         for line in assignment.protocol.prescriptions.all()
+    ]
+
+
+# --- Live sessions -------------------------------------------------------------------------------
+def live_session_for_user(*, user: User, session_id: str) -> ExerciseSession | None:
+    """The session a live connection may serve: the user's own, still in progress."""
+    patient = patient_of(user)
+    if patient is None:
+        return None
+    return (
+        ExerciseSession.objects.select_related("exercise", "prescription")
+        .filter(pk=session_id, patient=patient, status=ExerciseSession.Status.IN_PROGRESS)
+        .first()
+    )
+
+
+def live_plan(*, session: ExerciseSession) -> Plan:
+    """What the live tracker counts against: the targets copied into the session, and the
+    prescription's hold and rest. An exercise for both sides is measured on the right and its
+    symmetry taken from the left."""
+    prescription = session.prescription
+    return Plan(
+        exercise=session.exercise.definition(),
+        side=session.side if session.side in ("left", "right") else "right",
+        sets=session.target_sets,
+        reps=session.target_reps,
+        target_deg=session.target_rom_deg,
+        hold_s=float(prescription.hold_s) if prescription else 0.0,
+        rest_s=float(prescription.rest_s) if prescription else 60.0,
+    )
+
+
+def live_resume_point(*, session: ExerciseSession) -> tuple[int, int]:
+    """(set number, repetitions already done in it) where a reconnected session continues: after
+    the last recorded repetition, in the next set when that one was full. A set number beyond the
+    plan means that every set is done."""
+    last = session.repetitions.order_by("-set_number", "-index").first()
+    if last is None:
+        return 1, 0
+    if last.index >= session.target_reps:
+        return last.set_number + 1, 0
+    return last.set_number, last.index
+
+
+def repetition_metrics_of_session(*, session: ExerciseSession) -> list[RepetitionMetrics]:
+    return [
+        RepetitionMetrics(
+            **{field.name: getattr(rep, field.name) for field in fields(RepetitionMetrics)}
+        )
+        for rep in repetitions_of_session(session=session)
     ]

@@ -1,15 +1,17 @@
 """Writes for exercise sessions, repetitions and what the patient reports afterwards."""
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from analysis.repetitions import RepetitionMetrics
 from patients.models import Assignment, PainReport, Patient, Prescription
-from sessions.models import ExerciseSession, Repetition
+from sessions.models import ExerciseSession, Repetition, RepMetrics
 
 
 def session_start(
@@ -53,9 +55,14 @@ def session_start(
 
 
 def session_complete(
-    *, session: ExerciseSession, now: datetime.datetime | None = None
+    *,
+    session: ExerciseSession,
+    known_reps: Sequence[RepetitionMetrics] = (),
+    now: datetime.datetime | None = None,
 ) -> ExerciseSession:
-    """Close the session and store its summary from the recorded repetitions. Idempotent."""
+    """Close the session and store its summary from the recorded repetitions, together with
+    `known_reps` that the live consumer counted and may still be on their way through Celery.
+    Idempotent."""
     with transaction.atomic():
         session = (
             ExerciseSession.objects.select_for_update()
@@ -64,11 +71,24 @@ def session_complete(
         )
         if session.status != ExerciseSession.Status.IN_PROGRESS:
             return session
-        session.summarise(list(session.repetitions.only("min_deg", "max_deg", "rom_deg")))
+        _store_summary(session, known_reps)
         session.status = ExerciseSession.Status.COMPLETED
         session.ended_at = now or timezone.now()
         session.save()
     return session
+
+
+def session_add_partial(*, session: ExerciseSession) -> None:
+    ExerciseSession.objects.filter(pk=session.pk).update(partial_reps=F("partial_reps") + 1)
+
+
+def _store_summary(session: ExerciseSession, known_reps: Sequence[RepetitionMetrics] = ()) -> None:
+    reps: dict[tuple[int, int], RepMetrics] = {
+        (rep.set_number, rep.index): rep for rep in known_reps
+    }
+    for row in session.repetitions.only("set_number", "index", "min_deg", "max_deg", "rom_deg"):
+        reps[(row.set_number, row.index)] = row
+    session.summarise(list(reps.values()))
 
 
 def session_report(
@@ -100,4 +120,23 @@ def rep_record(*, session: ExerciseSession, data: RepetitionMetrics) -> Repetiti
             rep.save(force_insert=True)
     except IntegrityError:
         return Repetition.objects.get(**key)
+    _resummarise_if_closed(session)
     return rep
+
+
+def _resummarise_if_closed(session: ExerciseSession) -> None:
+    """A repetition that arrives after its session was closed (Celery lagging behind the live
+    page) still counts in the session's summary."""
+    with transaction.atomic():
+        closed = (
+            ExerciseSession.objects.select_for_update()
+            .select_related("exercise")
+            .filter(pk=session.pk)
+            .exclude(status=ExerciseSession.Status.IN_PROGRESS)
+            .first()
+        )
+        if closed is not None:
+            _store_summary(closed)
+            closed.save(
+                update_fields=["reps_counted", "best_rom_deg", "mean_rom_deg", "best_peak_deg"]
+            )

@@ -7,6 +7,7 @@ urlpatterns = [
     path("history/", views.history, name="history"),
     path("start/<uuid:prescription_id>/", views.start, name="session_start"),
     path("<uuid:session_id>/", views.detail, name="session_detail"),
+    path("<uuid:session_id>/live/", views.live, name="session_live"),
     path("<uuid:session_id>/complete/", views.complete, name="session_complete"),
     path("<uuid:session_id>/report/", views.report, name="session_report"),
 ]

@@ -8,13 +8,16 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from patients.decorators import PatientRequest, patient_required
 from patients.models import Prescription
+from sessions.consumers import notify_session_ended
 from sessions.forms import PainReportForm
 from sessions.selectors import (
+    live_plan,
     repetitions_of_session,
     session_get_for_user,
     sessions_of_patient,
@@ -39,7 +42,29 @@ def start(request: PatientRequest, prescription_id: UUID) -> HttpResponse:
     except (Prescription.DoesNotExist, ValidationError):
         # Not on this patient's plan today: the same answer as a prescription that does not exist.
         raise Http404 from None
-    return redirect("session_detail", session_id=session.pk)
+    return redirect("session_live", session_id=session.pk)
+
+
+@patient_required
+def live(request: PatientRequest, session_id: UUID) -> HttpResponse:
+    """The camera page of an open session: the browser streams frames to the SessionConsumer."""
+    session = session_get_for_user(user=request.user, session_id=session_id)
+    if not session.is_open:
+        return redirect("session_detail", session_id=session.pk)
+    plan = live_plan(session=session)
+    config = {
+        "socketPath": f"/ws/sessions/{session.pk}/live/",
+        "exercise": session.exercise.name,
+        "cameraView": plan.exercise.camera_view.value,
+        "sets": plan.sets,
+        "reps": plan.reps,
+        "targetDeg": plan.target_deg,
+        "holdS": plan.hold_s,
+        "restS": plan.rest_s,
+        "detailUrl": reverse("session_detail", args=[session.pk]),
+    }
+    context = {"session": session, "config": config, "form": PainReportForm()}
+    return render(request, "sessions/live.html", context)
 
 
 @login_required
@@ -60,6 +85,7 @@ def detail(request: HttpRequest, session_id: UUID) -> HttpResponse:
 def complete(request: PatientRequest, session_id: UUID) -> HttpResponse:
     session = session_get_for_user(user=request.user, session_id=session_id)
     session_complete(session=session)
+    notify_session_ended(session.pk)
     return redirect("session_report", session_id=session.pk)
 
 

@@ -42,6 +42,7 @@ MATRIX: dict[str, Route] = {
     "alert_acknowledge": Route(lambda w: {"alert_id": w.a.alert.pk}, A, "post"),
     "session_start": Route(lambda w: {"prescription_id": _first_line(w).pk}, P, "post"),
     "session_detail": Route(lambda w: {"session_id": w.a.completed_session.pk}, A | P),
+    "session_live": Route(lambda w: {"session_id": w.a.open_session.pk}, P),
     "session_complete": Route(lambda w: {"session_id": w.a.open_session.pk}, P, "post"),
     "session_report": Route(lambda w: {"session_id": w.a.completed_session.pk}, P),
 }

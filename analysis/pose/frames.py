@@ -139,9 +139,9 @@ def _read_png_header(data: bytes) -> ImageHeader | FrameError:
     return ImageHeader(format="png", width=width, height=height)
 
 
-def decode_frame(data: bytes) -> np.ndarray | FrameError:
-    """BGR uint8 array of shape (H, W, 3), or the reason it was refused. Never raises for any bytes
-    input."""
+def check_frame(data: bytes) -> ImageHeader | FrameError:
+    """The checks that need no decoding (size in bytes, format, claimed size in pixels): the live
+    consumer runs them before a frame goes to a pose worker. Never raises for any bytes input."""
     if not data:
         return FrameError.EMPTY
     if len(data) > MAX_FRAME_BYTES:
@@ -151,6 +151,15 @@ def decode_frame(data: bytes) -> np.ndarray | FrameError:
         return header
     if not (0 < header.width <= MAX_WIDTH and 0 < header.height <= MAX_HEIGHT):
         return FrameError.DIMENSIONS
+    return header
+
+
+def decode_frame(data: bytes) -> np.ndarray | FrameError:
+    """BGR uint8 array of shape (H, W, 3), or the reason it was refused. Never raises for any bytes
+    input."""
+    header = check_frame(data)
+    if isinstance(header, FrameError):
+        return header
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:

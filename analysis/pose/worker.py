@@ -10,9 +10,12 @@ pool.
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
+
 from analysis.pose.engine import PoseEngine, PoseResult, Tracking
 from analysis.pose.frames import FrameError, decode_frame
 from analysis.pose.roi import RegionOfInterest
+from analysis.tracker import FramePose
 
 
 def serve_frame(
@@ -59,3 +62,37 @@ def _box(data: Any) -> RegionOfInterest | None:
 
 
 _BOX_FIELDS = ("x_center", "y_center", "width", "height", "rotation")
+
+
+# --- One engine per worker process (a process pool's initializer and task) ----------------------
+_process_engine: PoseEngine | None = None
+
+
+def start_process_engine() -> None:
+    """Load the models once when a pool process starts. Landmark smoothing is off: a worker
+    serves frames of many streams in turn, so the live tracker smooths each stream's angles."""
+    global _process_engine
+    _process_engine = PoseEngine(smooth=False)
+
+
+def serve_frame_in_process(
+    frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
+) -> dict[str, Any]:
+    if _process_engine is None:
+        start_process_engine()
+    assert _process_engine is not None
+    return serve_frame(_process_engine, frame, timestamp_s, tracking)
+
+
+def frame_pose_from_dict(pose: dict[str, Any] | None) -> FramePose | None:
+    """The tracker's view of a worker's answer (the inverse of pose_to_dict)."""
+    if pose is None:
+        return None
+    width, height = pose["image_size"]
+    image_xyz = np.asarray(pose["image_xyz"], dtype=float)
+    return FramePose(
+        pixels=image_xyz[:, :2] * np.array([width, height]),
+        world=np.asarray(pose["world_xyz"], dtype=float),
+        visibility=np.asarray(pose["visibility"], dtype=float),
+        image_size=(int(width), int(height)),
+    )

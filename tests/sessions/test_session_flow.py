@@ -39,9 +39,11 @@ def test_a_patient_starts_completes_and_reports_a_session(world: World) -> None:
     session = ExerciseSession.objects.filter(patient=world.p, prescription=line).latest(
         "started_at"
     )
-    assert response["Location"] == reverse("session_detail", args=[session.pk])
+    assert response["Location"] == reverse("session_live", args=[session.pk])
     assert session.is_open and session.target_sets == 2 and session.target_rom_deg == 90
-    assert "I have finished this session" in client.get(response["Location"]).content.decode()
+    assert "Start camera" in client.get(response["Location"]).content.decode()
+    detail = client.get(reverse("session_detail", args=[session.pk])).content.decode()
+    assert "I have finished this session" in detail  # without a camera
 
     response = client.post(reverse("session_complete", args=[session.pk]))
     assert response["Location"] == reverse("session_report", args=[session.pk])

@@ -1,0 +1,242 @@
+"""The live session's WebSocket consumer (protocol: sessions.protocol).
+
+It validates, keeps one frame slot, hands the latest frame to a pose worker (sessions.pose_client),
+feeds the answer to the pure ExerciseTracker and sends what the tracker says. Repetitions go to
+Celery; session start, end and summary go through sessions.services.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from analysis.pose.frames import FrameError
+from analysis.pose.worker import frame_pose_from_dict
+from analysis.repetitions import RepetitionMetrics
+from analysis.tracker import ExerciseTracker, Feedback, Stage
+from sessions import protocol
+from sessions.models import ExerciseSession
+from sessions.pose_client import PoseClient, pose_client
+from sessions.protocol import Frame, ProtocolError, StreamGuard
+from sessions.selectors import (
+    live_plan,
+    live_resume_point,
+    live_session_for_user,
+    repetition_metrics_of_session,
+)
+from sessions.services import session_add_partial, session_complete
+from sessions.tasks import record_rep
+
+logger = logging.getLogger(__name__)
+
+
+def session_group(session_id: Any) -> str:
+    return f"live-session-{session_id}"
+
+
+def notify_session_ended(session_id: Any) -> None:
+    """Close the live connections of a session that was ended from another page."""
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(session_group(session_id), {"type": "session.ended"})
+
+
+class SessionConsumer(AsyncWebsocketConsumer):
+    session: ExerciseSession | None = None
+
+    # --- connection ------------------------------------------------------------------------------
+    async def connect(self) -> None:
+        session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        session = await database_sync_to_async(live_session_for_user)(
+            user=self.scope["user"], session_id=session_id
+        )
+        await self.accept()
+        if session is None:
+            await self.close(code=protocol.CLOSE_NOT_ALLOWED)
+            return
+        plan = await database_sync_to_async(live_plan)(session=session)
+        set_number, reps_done = await database_sync_to_async(live_resume_point)(session=session)
+        self.session = session
+        self.tracker = ExerciseTracker(plan, set_number=set_number, reps_done_in_set=reps_done)
+        self.form_labels = {fault.code: fault.label for fault in plan.exercise.form_faults}
+        self.guard = StreamGuard(
+            rate_per_s=settings.LIVE_MAX_FRAMES_PER_S, burst=settings.LIVE_FRAME_BURST
+        )
+        self.pose: PoseClient = pose_client(self.channel_layer, self.channel_name)
+        self.tracking: dict[str, Any] | None = None
+        self.slot: Frame | None = None
+        self.dropped = 0
+        self.serving: asyncio.Task[None] | None = None
+        self.reps: list[RepetitionMetrics] = []  # counted on this connection
+        self.unsent: list[RepetitionMetrics] = []  # not yet handed to Celery (broker away)
+        self.clock_offset_s: float | None = None
+        if self.channel_layer is not None:
+            await self.channel_layer.group_add(session_group(session.pk), self.channel_name)
+        await self.send_message(
+            {
+                "type": "ready",
+                "plan": {
+                    "sets": plan.sets,
+                    "reps": plan.reps,
+                    "target_deg": plan.target_deg,
+                    "hold_s": plan.hold_s,
+                    "rest_s": plan.rest_s,
+                },
+                "segment": list(plan.exercise.angle.landmarks(plan.side)),
+                "camera_view": plan.exercise.camera_view.value,
+                "progress": {"set": min(set_number, plan.sets), "reps": reps_done},
+            }
+        )
+        if set_number > plan.sets:  # every set was done before the connection dropped
+            await self.finish()
+
+    async def disconnect(self, code: int) -> None:
+        if self.session is None:
+            return
+        if self.serving is not None:
+            self.serving.cancel()
+        if self.channel_layer is not None:
+            await self.channel_layer.group_discard(
+                session_group(self.session.pk), self.channel_name
+            )
+        await self.hand_over_reps()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.session is None:
+            return  # refused: nothing is read
+        if bytes_data is not None:
+            await self.receive_frame(bytes_data)
+        elif text_data is not None:
+            await self.receive_control(text_data)
+
+    # --- frames ----------------------------------------------------------------------------------
+    async def receive_frame(self, data: bytes) -> None:
+        frame = protocol.parse_frame(data)
+        if isinstance(frame, ProtocolError):
+            self.guard.strike()
+            return await self.send_error(frame, protocol.ERROR_TEXT[frame], None)
+        refused = self.guard.admit(frame, time.monotonic())
+        if refused is not None:
+            return await self.send_error(refused, protocol.ERROR_TEXT[refused], frame.sequence)
+        if problem := protocol.image_problem(frame.image):
+            self.guard.strike()
+            return await self.send_error(*problem, frame.sequence)
+        self.guard.accepted()
+        if self.slot is not None:
+            self.dropped += 1
+        self.slot = frame
+        if self.serving is None or self.serving.done():
+            self.serving = asyncio.create_task(self.serve_frames())
+
+    async def serve_frames(self) -> None:
+        """Latest frame wins: one frame at a time goes to a pose worker; whatever arrives
+        meanwhile waits in the single slot, replacing the frame that was waiting there."""
+        while self.slot is not None and self.tracker.stage is not Stage.DONE:
+            frame, self.slot = self.slot, None
+            t_s = self.session_time_s(frame.capture_ms)
+            answer = await self.pose.estimate(frame.image, t_s, self.tracking)
+            if "error" in answer:
+                if answer["error"] in _FRAME_ERRORS:
+                    self.guard.strike()
+                await self.send_error(answer["error"], answer["message"], frame.sequence)
+                continue
+            self.tracking = answer["tracking"]
+            feedback = self.tracker.update(t_s, frame_pose_from_dict(answer["pose"]))
+            await self.send_message(
+                protocol.pose_message(frame.sequence, answer["pose"], feedback, self.dropped)
+            )
+            await self.act_on(feedback)
+
+    async def act_on(self, feedback: Feedback) -> None:
+        for message in protocol.event_messages(feedback, self.form_labels):
+            await self.send_message(message)
+        if feedback.repetition is not None:
+            self.reps.append(feedback.repetition)
+            self.unsent.append(feedback.repetition)
+            await self.hand_over_reps()
+        if feedback.partial is not None:
+            await database_sync_to_async(session_add_partial)(session=self.session)
+        if self.tracker.stage is Stage.DONE:
+            await self.finish()
+
+    def session_time_s(self, capture_ms: float) -> float:
+        """Seconds since the session started, on the page's capture clock."""
+        if self.clock_offset_s is None:
+            assert self.session is not None
+            since_start = (timezone.now() - self.session.started_at).total_seconds()
+            self.clock_offset_s = since_start - capture_ms / 1000
+        return capture_ms / 1000 + self.clock_offset_s
+
+    # --- repetitions and the end -----------------------------------------------------------------
+    async def hand_over_reps(self) -> None:
+        """Queue the counted repetitions for recording. When the broker is unreachable they stay
+        here and go with the next attempt (next repetition, the end, or the disconnect)."""
+        while self.unsent:
+            rep = self.unsent[0]
+            try:
+                await database_sync_to_async(_queue_rep)(self.session, rep)
+            except Exception:
+                logger.exception("could not queue repetition %s/%s", rep.set_number, rep.index)
+                return
+            self.unsent.pop(0)
+
+    async def receive_control(self, text: str) -> None:
+        message = protocol.parse_control(text)
+        if isinstance(message, ProtocolError):
+            self.guard.strike()
+            await self.send_error(message, protocol.ERROR_TEXT[message], None)
+            return
+        if message["type"] == "end":
+            await self.finish()
+
+    async def finish(self) -> None:
+        assert self.session is not None
+        if self.serving is not None and self.serving is not asyncio.current_task():
+            self.serving.cancel()
+        await self.hand_over_reps()
+        summary = await database_sync_to_async(_complete_and_summarise)(self.session, self.reps)
+        await self.send_message({"type": "ended", "summary": summary})
+        await self.close(code=1000)
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        await self.close(code=protocol.CLOSE_ENDED)
+
+    async def pose_result(self, event: dict[str, Any]) -> None:
+        if self.session is not None:
+            self.pose.resolve(event)
+
+    # --- sending ---------------------------------------------------------------------------------
+    async def send_message(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(message))
+
+    async def send_error(self, code: str, message: str, sequence: int | None) -> None:
+        await self.send_message(protocol.error_message(str(code), message, sequence))
+        if self.guard.abusive:
+            await self.close(code=protocol.CLOSE_ABUSE)
+
+
+_FRAME_ERRORS = frozenset(error.value for error in FrameError)
+
+
+def _queue_rep(session: ExerciseSession, rep: RepetitionMetrics) -> None:
+    record_rep.delay_on_commit(str(session.pk), asdict(rep))
+
+
+def _complete_and_summarise(
+    session: ExerciseSession, counted_here: list[RepetitionMetrics]
+) -> dict[str, Any]:
+    """Complete the session with every repetition known so far (recorded, or counted on this
+    connection and still on its way) and describe it for the page's summary."""
+    recorded = repetition_metrics_of_session(session=session)
+    reps = {(rep.set_number, rep.index): rep for rep in [*recorded, *counted_here]}
+    session = session_complete(session=session, known_reps=list(reps.values()))
+    return protocol.summary(session, sorted(reps.values(), key=lambda r: (r.set_number, r.index)))

@@ -1,0 +1,63 @@
+"""`manage.py pose_worker`: serve live frames from the channel layer (Redis).
+
+Run any number of these on any number of machines: each reads the shared channel
+``pose-requests`` (every request goes to exactly one worker), runs the pose engine on the frame
+with the tracking state that came with it, and sends the answer to the consumer that asked.
+Requests older than their ``expires`` time are skipped: after a stall the workers go straight to
+current frames instead of working off a backlog.
+"""
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.core.management.base import BaseCommand, CommandError
+
+from analysis.pose.engine import PoseEngine
+from analysis.pose.worker import serve_frame
+from sessions.pose_client import REQUEST_CHANNEL
+
+
+class Command(BaseCommand):
+    help = "Serve pose estimation for live sessions from the channel layer (needs Redis)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--max-frames", type=int, default=0, help="Stop after this many frames (0: never)."
+        )
+
+    def handle(self, *args: Any, max_frames: int, **options: Any) -> None:
+        layer = get_channel_layer()
+        if layer is None or not hasattr(layer, "hosts"):
+            raise CommandError("pose_worker needs the Redis channel layer: set REDIS_URL.")
+        # Smoothing off: frames of many streams arrive in turn; the live tracker smooths angles.
+        with PoseEngine(smooth=False) as engine:
+            self.stdout.write(f"pose worker ready, reading {REQUEST_CHANNEL!r}", ending="\n")
+            self.stdout.flush()
+            asyncio.run(serve(layer, engine, max_frames))
+
+
+async def serve(layer: Any, engine: PoseEngine, max_frames: int) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    served = 0
+    while not stopping.is_set() and (max_frames == 0 or served < max_frames):
+        receiving = asyncio.ensure_future(layer.receive(REQUEST_CHANNEL))
+        stopped = asyncio.ensure_future(stopping.wait())
+        done, _ = await asyncio.wait({receiving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if receiving not in done:
+            receiving.cancel()
+            break
+        stopped.cancel()
+        request = receiving.result()
+        if time.time() > request.get("expires", 0):
+            continue
+        answer = serve_frame(engine, request["frame"], request["t"], request.get("tracking"))
+        await layer.send(
+            request["reply_to"], {"type": "pose.result", "id": request["id"], "answer": answer}
+        )
+        served += 1

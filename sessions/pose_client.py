@@ -1,0 +1,141 @@
+"""How the live consumer reaches a pose worker: one frame in, one answer out (see
+analysis.pose.worker.serve_frame for the answer).
+
+Two transports, chosen by settings.POSE_TRANSPORT:
+
+- ``channels`` (production, with Redis): requests go to the shared channel ``pose-requests``,
+  which any number of ``manage.py pose_worker`` processes on any number of machines read from;
+  each request is taken by exactly one of them, and the answer comes back to the consumer's own
+  channel. Tracking state travels with every request, so consecutive frames of one stream may be
+  served by different workers and a dead worker costs one frame (the request times out).
+- ``local`` (embedded default): a pool of worker processes that the web process starts on first
+  use, running the same worker code.
+
+Either way the consumer awaits ``estimate``; an answer that does not come within
+POSE_TIMEOUT_S is reported as the error ``pose_timeout`` and the stream goes on with the next frame.
+"""
+
+import asyncio
+import itertools
+import multiprocessing
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Protocol
+
+from channels.layers import BaseChannelLayer
+from django.conf import settings
+
+from analysis.pose.worker import serve_frame_in_process, start_process_engine
+
+REQUEST_CHANNEL = "pose-requests"
+TIMEOUT_ANSWER = {"error": "pose_timeout", "message": "The pose service did not answer in time."}
+BUSY_ANSWER = {"error": "pose_busy", "message": "The pose service is busy; frame skipped."}
+
+
+class PoseClient(Protocol):
+    async def estimate(
+        self, frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
+    ) -> dict[str, Any]: ...
+
+    def resolve(self, message: dict[str, Any]) -> None: ...
+
+
+class ChannelPoseClient:
+    """Sends to the pose workers through the channel layer; `resolve` is called by the consumer's
+    ``pose.result`` handler with each answer."""
+
+    def __init__(self, layer: BaseChannelLayer, reply_to: str) -> None:
+        self.layer = layer
+        self.reply_to = reply_to
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+
+    async def estimate(
+        self, frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        request_id = next(self._ids)
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = answer
+        request = {
+            "type": "pose.request",
+            "id": request_id,
+            "reply_to": self.reply_to,
+            "frame": frame,
+            "t": timestamp_s,
+            "tracking": tracking,
+            # A worker skips requests older than this (wall clock): a backlog is never worked off
+            # after the patient has moved on.
+            "expires": time.time() + settings.POSE_TIMEOUT_S,
+        }
+        try:
+            await self.layer.send(REQUEST_CHANNEL, request)
+            return await asyncio.wait_for(answer, settings.POSE_TIMEOUT_S)
+        except self.layer.ChannelFull:
+            return BUSY_ANSWER
+        except TimeoutError:
+            return TIMEOUT_ANSWER
+        finally:
+            self._waiting.pop(request_id, None)
+
+    def resolve(self, message: dict[str, Any]) -> None:
+        answer = self._waiting.get(message.get("id", -1))
+        if answer is not None and not answer.done():
+            answer.set_result(message.get("answer") or {})
+
+
+class LocalPoseClient:
+    """The embedded default: the shared local process pool."""
+
+    async def estimate(
+        self, frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        pool = local_pool()
+        try:
+            job = loop.run_in_executor(pool, serve_frame_in_process, frame, timestamp_s, tracking)
+            return await asyncio.wait_for(job, settings.POSE_TIMEOUT_S)
+        except BrokenProcessPool:
+            # A worker process died (killed, out of memory): the next frame gets a fresh pool.
+            _replace_pool(pool)
+            return TIMEOUT_ANSWER
+        except TimeoutError:
+            return TIMEOUT_ANSWER
+
+    def resolve(self, message: dict[str, Any]) -> None:
+        pass
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def local_pool() -> ProcessPoolExecutor:
+    """The web process's pose worker processes, started on first use (spawned, not forked: the
+    web process runs threads and an event loop that a fork would copy half-way)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(
+                max_workers=settings.POSE_LOCAL_WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=start_process_engine,
+            )
+        return _pool
+
+
+def _replace_pool(broken: ProcessPoolExecutor) -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is broken:
+            _pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+def pose_client(layer: BaseChannelLayer | None, reply_to: str) -> PoseClient:
+    if settings.POSE_TRANSPORT == "channels":
+        if layer is None:
+            raise RuntimeError("POSE_TRANSPORT=channels needs a channel layer")
+        return ChannelPoseClient(layer, reply_to)
+    return LocalPoseClient()

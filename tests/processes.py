@@ -1,0 +1,92 @@
+"""Real server processes for tests of the production topology: `manage.py pose_worker` and a
+Celery worker, on the test database and the test Redis."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for processes started by a test."""
+    db = connection.settings_dict
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        raise RuntimeError("other processes can only share the test database on PostgreSQL")
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+class Background:
+    """A child process whose combined output is collected, so a test can wait for a line."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not seen from {self.process.args}:\n{''.join(self.lines)}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextmanager
+def production_workers(pose_workers: int = 2) -> Iterator[list[Background]]:
+    """Pose workers and one Celery worker, ready; stopped afterwards. Needs PostgreSQL + Redis."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "POSE_TRANSPORT": "channels",
+    }
+    python = str(BIN / "python")
+    started = [Background([python, "manage.py", "pose_worker"], env) for _ in range(pose_workers)]
+    started.append(
+        Background(
+            [str(BIN / "celery"), "-A", "rehab", "worker", "--pool=solo", "--loglevel=info"], env
+        )
+    )
+    try:
+        for worker in started[:-1]:
+            worker.wait_for("pose worker ready")
+        started[-1].wait_for("ready.")
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
