@@ -54,7 +54,8 @@ class Background:
             if self.process.poll() is not None:
                 break
             time.sleep(0.1)
-        raise AssertionError(f"{text!r} not seen from {self.process.args}:\n{''.join(self.lines)}")
+        output = "".join(self.lines)
+        raise AssertionError(f"{text!r} not seen from {self.process.args!r}:\n{output}")
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -5,7 +5,7 @@ import asyncio
 import json
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def squat_frames() -> list[tuple[float, bytes]]:
     return frames
 
 
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(scenario())
 
 
