@@ -18,6 +18,7 @@ POSE_TIMEOUT_S is reported as the error ``pose_timeout`` and the stream goes on 
 import asyncio
 import itertools
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -93,22 +94,28 @@ class LocalPoseClient:
     ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         pool = local_pool()
+        # Until the pool has answered once, its processes may still be loading the models.
+        timeout = settings.POSE_TIMEOUT_S if _pool_started.is_set() else POOL_START_TIMEOUT_S
         try:
             job = loop.run_in_executor(pool, serve_frame_in_process, frame, timestamp_s, tracking)
-            return await asyncio.wait_for(job, settings.POSE_TIMEOUT_S)
+            answer = await asyncio.wait_for(job, timeout)
         except BrokenProcessPool:
             # A worker process died (killed, out of memory): the next frame gets a fresh pool.
             _replace_pool(pool)
             return TIMEOUT_ANSWER
         except TimeoutError:
             return TIMEOUT_ANSWER
+        _pool_started.set()
+        return answer
 
     def resolve(self, message: dict[str, Any]) -> None:
         pass
 
 
+POOL_START_TIMEOUT_S = 30.0
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_pool_started = threading.Event()
 
 
 def local_pool() -> ProcessPoolExecutor:
@@ -122,6 +129,10 @@ def local_pool() -> ProcessPoolExecutor:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=start_process_engine,
             )
+            # Start every process now (they spawn one per waiting job): the models load while
+            # the patient gets into place, not on the first frames.
+            for _ in range(settings.POSE_LOCAL_WORKERS):
+                _pool.submit(os.getpid)
         return _pool
 
 
@@ -130,7 +141,14 @@ def _replace_pool(broken: ProcessPoolExecutor) -> None:
     with _pool_lock:
         if _pool is broken:
             _pool = None
+            _pool_started.clear()
     broken.shutdown(wait=False, cancel_futures=True)
+
+
+def warm_up() -> None:
+    """Start the local pose worker processes ahead of the first frame (embedded default only)."""
+    if settings.POSE_TRANSPORT == "local":
+        local_pool()
 
 
 def pose_client(layer: BaseChannelLayer | None, reply_to: str) -> PoseClient:

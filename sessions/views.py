@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from patients.decorators import PatientRequest, patient_required
 from patients.models import Prescription
+from sessions import pose_client
 from sessions.consumers import notify_session_ended
 from sessions.forms import PainReportForm
 from sessions.selectors import (
@@ -52,6 +53,7 @@ def live(request: PatientRequest, session_id: UUID) -> HttpResponse:
     if not session.is_open:
         return redirect("session_detail", session_id=session.pk)
     plan = live_plan(session=session)
+    pose_client.warm_up()  # the models load while the patient reads the instructions
     config = {
         "socketPath": f"/ws/sessions/{session.pk}/live/",
         "exercise": session.exercise.name,

@@ -5,11 +5,18 @@ Screenshots land in test-artifacts/ so that a person can look at the pages after
 
 import os
 import shutil
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from django.conf import settings
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from tests.processes import production_workers
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -25,16 +32,21 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+def playwright() -> Iterator[Playwright]:
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
     # Playwright's sync API keeps an event loop running in this thread; the ORM calls made by the
     # test itself (fixtures, assertions on rows) are still plain synchronous code.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -50,3 +62,67 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# --- The live session: a real ASGI server and a fake webcam --------------------------------------
+SQUAT_VIDEO = Path(__file__).resolve().parents[1] / "fixtures" / "squat_side_rohanx01.mp4"
+
+
+@pytest.fixture(scope="session")
+def squat_webcam(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The side-view squat video as Chromium's fake camera wants it: y4m, 640x480 (the portrait
+    video letterboxed), 15 frames/s."""
+    clip = tmp_path_factory.mktemp("webcam") / "squat.y4m"
+    video_filter = "scale=-2:480,pad=640:480:(ow-iw)/2:0,fps=15"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(SQUAT_VIDEO), "-vf", video_filter,
+         "-pix_fmt", "yuv420p", str(clip)],
+        check=True,
+    )  # fmt: skip
+    return clip
+
+
+@pytest.fixture(scope="session")
+def webcam_browser(playwright: Playwright, squat_webcam: Path) -> Iterator[Browser]:
+    camera = [
+        "--use-fake-ui-for-media-stream",  # grant the camera without asking
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={squat_webcam}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + camera)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
+    """daphne serving rehab.asgi (HTTP and WebSockets) in a thread of the test process, so it
+    shares the test database, the in-memory one on SQLite included."""
+    from daphne.server import Server
+    from twisted.internet import reactor
+
+    from rehab.asgi import application
+
+    server = Server(
+        application, endpoints=["tcp:port=0:interface=127.0.0.1"], signal_handlers=False
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 20
+    while not server.listening_addresses and time.monotonic() < deadline:
+        time.sleep(0.05)
+    host, port = server.listening_addresses[0]
+    yield f"http://{host}:{port}"
+    reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def live_services(transactional_db: None) -> Iterator[None]:
+    """What serves the live page besides the web process: nothing more on the embedded defaults
+    (local pose worker processes, eager Celery); with Redis, real `pose_worker` and Celery worker
+    processes, as in production."""
+    if not settings.REDIS_URL:
+        yield
+        return
+    with production_workers(pose_workers=2):
+        yield

@@ -71,7 +71,9 @@ def test_a_therapist_reviews_patients_and_builds_a_protocol(page: Page, demo_cli
     ]
 
 
-def test_a_patient_does_todays_session_and_reports_pain(page: Page, demo_clinic: str) -> None:
+def test_a_patient_without_a_camera_does_todays_session_and_reports_pain(
+    page: Page, demo_clinic: str
+) -> None:
     sign_in(page, demo_clinic, "anna@demo.clinic", "demo-patient")
     expect(page.get_by_role("heading", name="Hello Anna")).to_be_visible()
     plan = page.locator("li.plan-item")
@@ -81,6 +83,8 @@ def test_a_patient_does_todays_session_and_reports_pain(page: Page, demo_clinic:
     plan.filter(has_text="Heel slide").get_by_role(
         "button", name=re.compile("Start|Do it again")
     ).click()
+    expect(page.get_by_role("button", name="Start camera")).to_be_visible()
+    page.get_by_role("link", name="Back", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile("Heel slide"))).to_be_visible()
     screenshot(page, "patient_session")
     page.get_by_role("button", name="I have finished this session").click()

@@ -39,7 +39,6 @@ def live_settings(settings: Any) -> Iterator[None]:
     # The local pose worker processes and Celery in-process, whatever the environment (the
     # production topology has its own test, with real `pose_worker` and Celery processes).
     settings.POSE_TRANSPORT = "local"
-    settings.POSE_TIMEOUT_S = 20.0  # the first frame waits for the worker processes to start
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
     yield
