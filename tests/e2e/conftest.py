@@ -113,7 +113,7 @@ def asgi_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
         time.sleep(0.05)
     host, port = server.listening_addresses[0]
     yield f"http://{host}:{port}"
-    reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+    reactor.callFromThread(server.stop)
 
 
 @pytest.fixture
