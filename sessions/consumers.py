@@ -51,7 +51,8 @@ def notify_session_ended(session_id: Any) -> None:
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
-    session: ExerciseSession | None = None
+    session: ExerciseSession | None = None  # None: refused
+    ended = False
 
     # --- connection ------------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -111,8 +112,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self.hand_over_reps()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.session is None:
-            return  # refused: nothing is read
+        if self.session is None or self.ended:
+            return  # refused or finished: nothing more is read
         if bytes_data is not None:
             await self.receive_frame(bytes_data)
         elif text_data is not None:
@@ -200,6 +201,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def finish(self) -> None:
         assert self.session is not None
+        if self.ended:
+            return
+        self.ended = True
         if self.serving is not None and self.serving is not asyncio.current_task():
             self.serving.cancel()
         await self.hand_over_reps()

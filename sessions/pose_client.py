@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
@@ -73,7 +74,7 @@ class ChannelPoseClient:
         try:
             await self.layer.send(REQUEST_CHANNEL, request)
             return await asyncio.wait_for(answer, settings.POSE_TIMEOUT_S)
-        except self.layer.ChannelFull:
+        except ChannelFull:
             return BUSY_ANSWER
         except TimeoutError:
             return TIMEOUT_ANSWER

@@ -6,8 +6,9 @@ import json
 import struct
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -32,6 +33,7 @@ SQUAT_VIDEO = FIXTURES / "squat_side_rohanx01.mp4"
 ORIGIN = b"http://testserver"
 
 pytestmark = pytest.mark.django_db(transaction=True)
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -66,8 +68,11 @@ def squat_frames() -> list[tuple[float, bytes]]:
     return frames
 
 
-def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(scenario())
+def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a scenario on an event loop of its own thread: the browser tests' Playwright keeps a
+    loop running in the main thread for the rest of the test session."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, scenario()).result()
 
 
 def headers_of(user: Any, origin: bytes = ORIGIN) -> list[tuple[bytes, bytes]]:
@@ -378,7 +383,7 @@ def test_a_real_squat_video_is_counted_recorded_and_summarised(
     async def scenario() -> list[dict[str, Any]]:
         return await stream_session(communicator(headers, session), squat_frames)
 
-    events = asyncio.run(scenario())
+    events = run(scenario)
     assert_two_squats_counted(events, session)
     reps = [event for event in events if event["type"] == "rep"]
     rows = list(session.repetitions.order_by("index"))
@@ -412,7 +417,7 @@ def test_pose_workers_and_celery_in_their_own_processes_serve_a_session_and_surv
             comm = communicator(headers, session)
             return await stream_session(comm, squat_frames, kill_one_half_way)
 
-        events = asyncio.run(scenario())
+        events = run(scenario)
         deadline = time.monotonic() + 20
         while session.repetitions.count() < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -422,6 +427,28 @@ def test_pose_workers_and_celery_in_their_own_processes_serve_a_session_and_surv
     assert session.repetitions.count() == 2
     session.refresh_from_db()
     assert session.reps_counted == 2
+
+
+def test_ending_before_any_repetition_completes_the_session_with_an_empty_summary(
+    world: World,
+) -> None:
+    session = world.a.open_session
+    headers = headers_of(world.p.user)
+
+    async def scenario() -> dict[str, Any]:
+        comm = communicator(headers, session)
+        await connect_ready(comm)
+        await comm.send_to(text_data=json.dumps({"type": "end"}))
+        await comm.send_to(text_data=json.dumps({"type": "end"}))  # a double click
+        ended = await comm.receive_json_from(timeout=10)
+        await assert_closed_with(comm, 1000)
+        return ended
+
+    ended = run(scenario)
+    assert ended["type"] == "ended"
+    assert ended["summary"]["reps"] == 0 and ended["summary"]["best_rom"] is None
+    session.refresh_from_db()
+    assert session.status == ExerciseSession.Status.COMPLETED
 
 
 def test_a_session_ended_on_another_page_closes_its_live_connection(world: World) -> None:
