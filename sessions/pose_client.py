@@ -17,6 +17,7 @@ POSE_TIMEOUT_S is reported as the error ``pose_timeout`` and the stream goes on 
 
 import asyncio
 import itertools
+import logging
 import multiprocessing
 import os
 import threading
@@ -29,10 +30,13 @@ from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
-from analysis.pose.worker import serve_frame_in_process, start_process_engine
+from analysis.pose.worker import serve_frame_in_process, start_process_server
+
+logger = logging.getLogger(__name__)
 
 REQUEST_CHANNEL = "pose-requests"
 TIMEOUT_ANSWER = {"error": "pose_timeout", "message": "The pose service did not answer in time."}
+FAILED_ANSWER = {"error": "pose_failed", "message": "The pose service failed on this frame."}
 BUSY_ANSWER = {"error": "pose_busy", "message": "The pose service is busy; frame skipped."}
 
 
@@ -106,6 +110,10 @@ class LocalPoseClient:
             return TIMEOUT_ANSWER
         except TimeoutError:
             return TIMEOUT_ANSWER
+        except Exception:
+            # The worker answers errors itself; this is a fault of the pool (e.g. pickling).
+            logger.exception("local pose worker failed")
+            return FAILED_ANSWER
         _pool_started.set()
         return answer
 
@@ -128,7 +136,7 @@ def local_pool() -> ProcessPoolExecutor:
             _pool = ProcessPoolExecutor(
                 max_workers=settings.POSE_LOCAL_WORKERS,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=start_process_engine,
+                initializer=start_process_server,
             )
             # Start every process now (they spawn one per waiting job): the models load while
             # the patient gets into place, not on the first frames.

@@ -130,11 +130,17 @@ class _Graph:
         for stream in config.output_stream:
             self._graph.observe_output_stream(stream, self._collect, True)
         self._graph.start_run()
+        self._last_timestamp_us = -1
 
     def _collect(self, stream: str, packet: Any) -> None:
         self.outputs[stream] = packet
 
     def run(self, inputs: dict[str, Any], timestamp_us: int) -> dict[str, Any]:
+        # MediaPipe refuses a timestamp that is not greater than the graph's previous one (and
+        # then fails for good). Frames of many streams, or one frame run twice (a lost person is
+        # detected again and landmarked on the new box), must still go through.
+        timestamp_us = max(timestamp_us, self._last_timestamp_us + 1)
+        self._last_timestamp_us = timestamp_us
         self.outputs = {}
         for stream, packet in inputs.items():
             self._graph.add_packet_to_input_stream(stream=stream, packet=packet.at(timestamp_us))
@@ -168,7 +174,6 @@ class PoseEngine:
         self._detector = _Graph(_DETECTOR_GRAPH)
         self._landmarker = self._landmark_graph()
         self._tracking = Tracking()
-        self._last_timestamp_us = -1
 
     def __enter__(self) -> "PoseEngine":
         return self
@@ -198,9 +203,7 @@ class PoseEngine:
         """One frame of a stream whose tracking state is kept by the caller."""
         height, width = image_bgr.shape[:2]
         size = (width, height)
-        # MediaPipe requires strictly increasing timestamps within a graph.
-        timestamp_us = max(int(round(timestamp_s * 1e6)), self._last_timestamp_us + 1)
-        self._last_timestamp_us = timestamp_us
+        timestamp_us = int(round(timestamp_s * 1e6))
         rgb = np.ascontiguousarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
         image = packet_creator.create_image_frame(
             image_format=image_frame.ImageFormat.SRGB, data=rgb

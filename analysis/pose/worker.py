@@ -7,6 +7,7 @@ are plain dicts of JSON-able values (plus the frame bytes), ready for a channel 
 pool.
 """
 
+import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -16,6 +17,8 @@ from analysis.pose.engine import PoseEngine, PoseResult, Tracking
 from analysis.pose.frames import FrameError, decode_frame
 from analysis.pose.roi import RegionOfInterest
 from analysis.tracker import FramePose
+
+logger = logging.getLogger(__name__)
 
 
 def serve_frame(
@@ -64,24 +67,44 @@ def _box(data: Any) -> RegionOfInterest | None:
 _BOX_FIELDS = ("x_center", "y_center", "width", "height", "rotation")
 
 
-# --- One engine per worker process (a process pool's initializer and task) ----------------------
-_process_engine: PoseEngine | None = None
+class FrameServer:
+    """The engine of one pose worker process, serving frames of many streams in turn.
+
+    Landmark smoothing is off: consecutive frames come from different streams, so the live
+    tracker smooths each stream's angles instead. A MediaPipe graph that failed refuses every
+    later packet, so after an unexpected error the engine is rebuilt and only that frame is lost.
+    """
+
+    def __init__(self) -> None:
+        self.engine = PoseEngine(smooth=False)
+
+    def serve(
+        self, frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        try:
+            return serve_frame(self.engine, frame, timestamp_s, tracking)
+        except Exception:
+            logger.exception("the pose engine failed on a frame; starting a fresh one")
+            self.engine = PoseEngine(smooth=False)
+            return {"error": "pose_failed", "message": "The pose service failed on this frame."}
 
 
-def start_process_engine() -> None:
-    """Load the models once when a pool process starts. Landmark smoothing is off: a worker
-    serves frames of many streams in turn, so the live tracker smooths each stream's angles."""
-    global _process_engine
-    _process_engine = PoseEngine(smooth=False)
+# --- A process pool's initializer and task --------------------------------------------------------
+_process_server: FrameServer | None = None
+
+
+def start_process_server() -> None:
+    global _process_server
+    _process_server = FrameServer()
 
 
 def serve_frame_in_process(
     frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
 ) -> dict[str, Any]:
-    if _process_engine is None:
-        start_process_engine()
-    assert _process_engine is not None
-    return serve_frame(_process_engine, frame, timestamp_s, tracking)
+    if _process_server is None:
+        start_process_server()
+    assert _process_server is not None
+    return _process_server.serve(frame, timestamp_s, tracking)
 
 
 def frame_pose_from_dict(pose: dict[str, Any] | None) -> FramePose | None:

@@ -9,6 +9,7 @@ import pytest
 
 from analysis.pose.engine import PoseEngine, Tracking
 from analysis.pose.models import LANDMARK_MODEL, PoseModelMissingError
+from analysis.pose.roi import RegionOfInterest
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -104,6 +105,19 @@ def test_forgetting_the_person_picks_the_most_prominent_one_again(engine, photo)
     engine.forget_person()
     result = engine.process(_two_people(photo), 0.1)
     assert result is not None and 425 < result.pixels[:, 0].mean() < 975
+
+
+def test_a_lost_person_is_found_again_within_the_same_frame_and_timestamps_may_repeat(
+    engine, photo
+):
+    """The tracked box shows nobody: the same frame goes to the detector and then to the
+    landmark model a second time. Frames of other streams may carry earlier timestamps."""
+    empty_corner = Tracking(next_box=RegionOfInterest(0.05, 0.05, 0.08, 0.08, 0.0))
+    found, tracking = engine.estimate(photo, 1.0, empty_corner)
+    assert found is not None and not found.tracked and tracking.next_box is not None
+    again, _ = engine.estimate(photo, 1.0, empty_corner)
+    earlier, _ = engine.estimate(photo, 0.5, tracking)
+    assert again is not None and earlier is not None
 
 
 def test_a_frame_without_anyone_gives_no_pose(engine):

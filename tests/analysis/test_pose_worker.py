@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from analysis.pose.engine import PoseEngine
-from analysis.pose.worker import serve_frame, tracking_from_dict
+from analysis.pose.worker import FrameServer, serve_frame, tracking_from_dict
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -59,3 +59,12 @@ def test_a_bad_frame_is_an_error_reply_not_a_crash(engines, frame, code):
 def test_a_malformed_tracking_state_only_costs_a_fresh_detection(state):
     tracking = tracking_from_dict(state)
     assert tracking.next_box is None and tracking.last_seen is None
+
+
+def test_a_worker_whose_engine_broke_loses_one_frame_and_serves_the_next():
+    server = FrameServer()
+    jpeg = _squat_jpegs(1)[0]
+    server.engine.close()  # a graph that cannot take packets any more, like one that failed
+    assert server.serve(jpeg, 0.0, None)["error"] == "pose_failed"
+    answer = server.serve(jpeg, 0.1, None)
+    assert answer["pose"] is not None and len(answer["pose"]["image_xyz"]) == 33

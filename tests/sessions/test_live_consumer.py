@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as settings_module
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from rehab.asgi import application
@@ -475,3 +476,13 @@ def test_an_idle_connection_outlives_the_redis_layers_blocking_poll() -> None:
             await asyncio.wait_for(layer.receive(channel), 6.5)
 
     run(scenario)
+
+
+def test_the_pose_worker_command_needs_redis(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    with pytest.raises(CommandError, match="REDIS_URL"):
+        call_command("pose_worker")
+    channel_layers.backends.clear()

@@ -15,37 +15,29 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.core.management.base import BaseCommand, CommandError
 
-from analysis.pose.engine import PoseEngine
-from analysis.pose.worker import serve_frame
+from analysis.pose.worker import FrameServer
 from sessions.pose_client import REQUEST_CHANNEL
 
 
 class Command(BaseCommand):
     help = "Serve pose estimation for live sessions from the channel layer (needs Redis)."
 
-    def add_arguments(self, parser: Any) -> None:
-        parser.add_argument(
-            "--max-frames", type=int, default=0, help="Stop after this many frames (0: never)."
-        )
-
-    def handle(self, *args: Any, max_frames: int, **options: Any) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         layer = get_channel_layer()
         if layer is None or not hasattr(layer, "hosts"):
             raise CommandError("pose_worker needs the Redis channel layer: set REDIS_URL.")
-        # Smoothing off: frames of many streams arrive in turn; the live tracker smooths angles.
-        with PoseEngine(smooth=False) as engine:
-            self.stdout.write(f"pose worker ready, reading {REQUEST_CHANNEL!r}", ending="\n")
-            self.stdout.flush()
-            asyncio.run(serve(layer, engine, max_frames))
+        server = FrameServer()
+        self.stdout.write(f"pose worker ready, reading {REQUEST_CHANNEL!r}", ending="\n")
+        self.stdout.flush()
+        asyncio.run(serve(layer, server))
 
 
-async def serve(layer: Any, engine: PoseEngine, max_frames: int) -> None:
+async def serve(layer: Any, server: FrameServer) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    served = 0
-    while not stopping.is_set() and (max_frames == 0 or served < max_frames):
+    while not stopping.is_set():
         receiving = asyncio.ensure_future(layer.receive(REQUEST_CHANNEL))
         stopped = asyncio.ensure_future(stopping.wait())
         done, _ = await asyncio.wait({receiving, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -56,8 +48,7 @@ async def serve(layer: Any, engine: PoseEngine, max_frames: int) -> None:
         request = receiving.result()
         if time.time() > request.get("expires", 0):
             continue
-        answer = serve_frame(engine, request["frame"], request["t"], request.get("tracking"))
+        answer = server.serve(request["frame"], request["t"], request.get("tracking"))
         await layer.send(
             request["reply_to"], {"type": "pose.result", "id": request["id"], "answer": answer}
         )
-        served += 1
