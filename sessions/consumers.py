@@ -242,5 +242,5 @@ def _complete_and_summarise(
     connection and still on its way) and describe it for the page's summary."""
     recorded = repetition_metrics_of_session(session=session)
     reps = {(rep.set_number, rep.index): rep for rep in [*recorded, *counted_here]}
-    session = session_complete(session=session, known_reps=list(reps.values()))
+    session = session_complete(session=session, known_reps=counted_here)
     return protocol.summary(session, sorted(reps.values(), key=lambda r: (r.set_number, r.index)))

@@ -7,6 +7,7 @@ are plain dicts of JSON-able values (plus the frame bytes), ready for a channel 
 pool.
 """
 
+import contextlib
 import logging
 from dataclasses import asdict
 from typing import Any
@@ -85,6 +86,8 @@ class FrameServer:
             return serve_frame(self.engine, frame, timestamp_s, tracking)
         except Exception:
             logger.exception("the pose engine failed on a frame; starting a fresh one")
+            with contextlib.suppress(Exception):  # its graphs may be half-broken already
+                self.engine.close()
             self.engine = PoseEngine(smooth=False)
             return {"error": "pose_failed", "message": "The pose service failed on this frame."}
 

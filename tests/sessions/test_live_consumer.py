@@ -216,7 +216,6 @@ def test_a_bad_frame_gets_an_error_and_the_next_good_frame_is_served(
 ) -> None:
     make, code = BAD_FRAMES[case]
     jpeg = squat_frames[0][1]
-
     headers = headers_of(world.p.user)
 
     async def scenario() -> None:
@@ -256,7 +255,6 @@ def test_a_sequence_number_going_back_is_refused_and_the_stream_goes_on(
     world: World, squat_frames: list[tuple[float, bytes]]
 ) -> None:
     jpeg = squat_frames[0][1]
-
     headers = headers_of(world.p.user)
 
     async def scenario() -> None:
@@ -291,7 +289,6 @@ def test_a_flood_is_cut_to_the_rate_and_closed_as_abuse(
     world: World, squat_frames: list[tuple[float, bytes]]
 ) -> None:
     jpeg = squat_frames[0][1]
-
     headers = headers_of(world.p.user)
 
     async def scenario() -> None:
