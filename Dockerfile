@@ -26,6 +26,7 @@ COPY manage.py ./
 COPY rehab ./rehab
 COPY patients ./patients
 COPY sessions ./sessions
+COPY reports ./reports
 COPY analysis ./analysis
 COPY templates ./templates
 COPY static ./static

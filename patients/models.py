@@ -381,6 +381,9 @@ class Alert(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=20, choices=Kind.choices)
+    # What the alert is about (e.g. "rom_stalled:squat:right", see analysis.alerts): a patient has
+    # at most one open alert per key. Blank for alerts written by hand.
+    key = models.CharField(max_length=120, blank=True)
     message = models.CharField(max_length=300, help_text="One sentence with the numbers behind it")
     created_at = models.DateTimeField(auto_now_add=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
@@ -392,6 +395,13 @@ class Alert(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "key"],
+                condition=Q(acknowledged_at__isnull=True) & ~Q(key=""),
+                name="unique_open_alert_per_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.message

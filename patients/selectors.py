@@ -35,7 +35,7 @@ def patient_of(user: User) -> Patient | None:
     return getattr(user, "patient", None) if user.is_authenticated else None
 
 
-def _get_or_404(queryset: QuerySet[M], pk: UUID | str) -> M:
+def get_or_404(queryset: QuerySet[M], pk: UUID | str) -> M:
     try:
         return queryset.get(pk=pk)
     except (ObjectDoesNotExist, ValueError, ValidationError):
@@ -44,7 +44,7 @@ def _get_or_404(queryset: QuerySet[M], pk: UUID | str) -> M:
 
 def patient_get_for_user(*, user: User, patient_id: UUID) -> Patient:
     if therapist := therapist_of(user):
-        return _get_or_404(
+        return get_or_404(
             Patient.objects.of_therapist(therapist).select_related("user"), patient_id
         )
     if (patient := patient_of(user)) and patient.pk == patient_id:
@@ -57,7 +57,7 @@ def protocol_get_for_user(*, user: User, protocol_id: UUID) -> Protocol:
     therapist = therapist_of(user)
     if therapist is None:
         raise Http404
-    return _get_or_404(Protocol.objects.filter(therapist=therapist), protocol_id)
+    return get_or_404(Protocol.objects.filter(therapist=therapist), protocol_id)
 
 
 def assignment_get_for_user(*, user: User, assignment_id: UUID) -> Assignment:
@@ -67,7 +67,7 @@ def assignment_get_for_user(*, user: User, assignment_id: UUID) -> Assignment:
     queryset = Assignment.objects.filter(patient__therapist=therapist).select_related(
         "patient__user", "protocol"
     )
-    return _get_or_404(queryset, assignment_id)
+    return get_or_404(queryset, assignment_id)
 
 
 def exercise_get_for_user(
@@ -83,14 +83,14 @@ def exercise_get_for_user(
         if editable
         else Exercise.objects.visible_to(therapist)
     )
-    return _get_or_404(queryset, exercise_id)
+    return get_or_404(queryset, exercise_id)
 
 
 def alert_get_for_user(*, user: User, alert_id: UUID) -> Alert:
     therapist = therapist_of(user)
     if therapist is None:
         raise Http404
-    return _get_or_404(Alert.objects.filter(patient__therapist=therapist), alert_id)
+    return get_or_404(Alert.objects.filter(patient__therapist=therapist), alert_id)
 
 
 def protocol_list_for_therapist(*, therapist: Therapist) -> list[Protocol]:

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from analysis.charts import progress_figures
 from patients.decorators import TherapistRequest, therapist_required
 from patients.forms import (
     AssignmentForm,
@@ -23,7 +24,7 @@ from patients.forms import (
     formset_lines,
     prescription_formset,
 )
-from patients.models import Exercise
+from patients.models import Exercise, Patient
 from patients.selectors import (
     alert_get_for_user,
     assignment_get_for_user,
@@ -45,6 +46,8 @@ from patients.services import (
     patient_update,
     protocol_save,
 )
+from reports.figures import page_figures
+from reports.selectors import progress_of_patient, reports_of_patient
 from sessions.selectors import sessions_of_patient
 
 
@@ -120,6 +123,8 @@ def patient_detail(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
             request.GET.get("page")
         ),
         "alerts": patient.alerts.open(),
+        **_progress_context(request, patient, today),
+        "reports": reports_of_patient(patient=patient),
         "invitation_link": (
             None
             if patient.has_set_password
@@ -127,6 +132,24 @@ def patient_detail(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
         ),
     }
     return render(request, "patients/patient_detail.html", context)
+
+
+PERIOD_CHOICES = (30, 90, 180, 365)
+
+
+def _progress_context(request: HttpRequest, patient: Patient, today: datetime.date) -> dict:
+    """The progress charts over the last ?days= days (90 unless one of PERIOD_CHOICES)."""
+    asked = request.GET.get("days", "")
+    days = int(asked) if asked in {str(days) for days in PERIOD_CHOICES} else 90
+    progress = progress_of_patient(
+        patient=patient, first=today - datetime.timedelta(days=days - 1), last=today
+    )
+    return {
+        "progress": progress,
+        "figures": page_figures(progress_figures(progress)),
+        "period_days": days,
+        "period_choices": PERIOD_CHOICES,
+    }
 
 
 @therapist_required

@@ -10,6 +10,8 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+import plotly
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "channels",
     "patients",
     "sessions.apps.ExerciseSessionsConfig",
+    "reports",
     "analysis",
 ]
 
@@ -137,6 +140,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# `celery beat` (one process: docker-compose.yml's celery-beat). Crontab times are clinic time:
+# with CELERY_TIMEZONE unset, Celery follows Django's TIME_ZONE (below).
+CELERY_BEAT_SCHEDULE = {
+    # Therapist alerts, before the clinic's day starts (they are also refreshed after each session).
+    "alerts-refresh-all": {
+        "task": "patients.tasks.alerts_refresh_all",
+        "schedule": crontab(hour=6, minute=0),
+    },
+}
 
 # --- Live sessions -------------------------------------------------------------------------------
 # Pose workers: "channels" sends frames to `manage.py pose_worker` processes through the channel
@@ -148,6 +160,11 @@ POSE_TIMEOUT_S = float(os.environ.get("POSE_TIMEOUT_S", "1.0"))
 # Per connection: the page sends at most 15 frames/s; the token bucket allows twice that.
 LIVE_MAX_FRAMES_PER_S = 30.0
 LIVE_FRAME_BURST = 10
+
+# --- Reports -------------------------------------------------------------------------------------
+# The PDF reports' charts are drawn by this browser (kaleido); the e2e tests use it too.
+CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+REPORT_DEFAULT_DAYS = 30
 
 # --- Auth ----------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -170,7 +187,8 @@ USE_TZ = True
 
 # --- Static files --------------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js comes from the installed plotly package (no CDN, no copy in the repository).
+STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
 STATIC_ROOT = VAR_DIR / "static"
 # In development WhiteNoise serves straight from the source folders (no collectstatic needed).
 WHITENOISE_USE_FINDERS = DEBUG
@@ -214,4 +232,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # The PDF tool chain narrates every step (and every SVG property WeasyPrint does not use).
+    "loggers": {
+        name: {"level": "ERROR"}
+        for name in ("weasyprint", "fontTools", "choreographer", "kaleido", "logistro")
+    },
 }

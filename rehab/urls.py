@@ -24,5 +24,6 @@ urlpatterns = [
     ),
     path("clinic/", include("patients.urls")),
     path("sessions/", include("sessions.urls")),
+    path("reports/", include("reports.urls")),
     path("admin/", admin.site.urls),
 ]

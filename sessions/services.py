@@ -75,6 +75,9 @@ def session_complete(
         session.status = ExerciseSession.Status.COMPLETED
         session.ended_at = now or timezone.now()
         session.save()
+        from patients.tasks import alerts_refresh_patient  # here: patients.services reads sessions
+
+        alerts_refresh_patient.delay_on_commit(str(session.patient_id))
     return session
 
 
@@ -103,6 +106,9 @@ def session_report(
     report.pain_nrs, report.effort_borg, report.comment = pain_nrs, effort_borg, comment
     report.full_clean()
     report.save()
+    from patients.tasks import alerts_refresh_patient  # here: patients.services reads sessions
+
+    alerts_refresh_patient.delay_on_commit(str(session.patient_id))  # pain may have risen
     return report
 
 

@@ -1,6 +1,7 @@
 """Patient pages (today's plan, a session, the report afterwards, history) and the session detail
 that therapist and patient share."""
 
+import datetime
 from uuid import UUID
 
 from django.contrib import messages
@@ -12,11 +13,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from analysis.charts import progress_figures, session_figure
 from patients.decorators import PatientRequest, patient_required
 from patients.models import Prescription
+from reports.figures import page_figures
+from reports.selectors import progress_of_patient, reports_of_patient
 from sessions import pose_client
 from sessions.consumers import notify_session_ended
 from sessions.forms import PainReportForm
+from sessions.models import ExerciseSession, Repetition
 from sessions.selectors import (
     live_plan,
     repetitions_of_session,
@@ -78,8 +83,17 @@ def detail(request: HttpRequest, session_id: UUID) -> HttpResponse:
         "repetitions": repetitions,
         "is_own": getattr(request.user, "patient", None) == session.patient,
         "report": getattr(session, "pain_report", None),
+        "figures": _session_figures(session, repetitions),
     }
     return render(request, "sessions/session_detail.html", context)
+
+
+def _session_figures(session: ExerciseSession, repetitions: list[Repetition]) -> list:
+    if not repetitions:
+        return []
+    labels = {fault["code"]: fault["label"] for fault in session.exercise.form_faults}
+    figure = session_figure(repetitions, target_deg=session.target_rom_deg, flag_labels=labels)
+    return page_figures([("session", figure)])
 
 
 @patient_required
@@ -114,7 +128,22 @@ def report(request: PatientRequest, session_id: UUID) -> HttpResponse:
     return render(request, "sessions/report.html", {"session": session, "form": form})
 
 
+HISTORY_CHART_DAYS = 90
+
+
 @patient_required
 def history(request: PatientRequest) -> HttpResponse:
-    sessions = sessions_of_patient(patient=request.patient)
-    return render(request, "sessions/history.html", {"sessions": sessions})
+    """The patient's own sessions, with simpler charts than the therapist's and their reports."""
+    patient, today = request.patient, timezone.localdate()
+    progress = progress_of_patient(
+        patient=patient,
+        first=today - datetime.timedelta(days=HISTORY_CHART_DAYS - 1),
+        last=today,
+    )
+    context = {
+        "sessions": sessions_of_patient(patient=patient),
+        "progress": progress,
+        "figures": page_figures(progress_figures(progress, simple=True)) if progress.rom else [],
+        "reports": [r for r in reports_of_patient(patient=patient) if r.is_ready],
+    }
+    return render(request, "sessions/history.html", context)

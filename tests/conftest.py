@@ -6,6 +6,8 @@ open alert, so that every object-scoped URL has something to point at for every 
 """
 
 import datetime
+import functools
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from patients.services import (
     protocol_save,
     therapist_create,
 )
+from reports.models import ProgressReport
 from sessions.models import ExerciseSession
 from sessions.services import (
     rep_record,
@@ -45,6 +48,7 @@ class Practice:
     completed_session: ExerciseSession
     open_session: ExerciseSession
     alert: Alert
+    report: ProgressReport
 
 
 @dataclass
@@ -131,6 +135,31 @@ def make_practice(prefix: str) -> Practice:
         completed_session=done,
         open_session=session_start(patient=patient, prescription=second),
         alert=alert,
+        report=ready_report(patient),
+    )
+
+
+@functools.cache
+def _small_pdf() -> bytes:
+    from weasyprint import HTML
+
+    return HTML(string="<p>Progress report</p>").write_pdf()
+
+
+def ready_report(patient: Patient) -> ProgressReport:
+    """A finished report row for the access tests. Making the real PDF for every test would
+    cost seconds each: tests/reports/test_pdf.py makes real ones."""
+    today = timezone.localdate()
+    pdf = _small_pdf()
+    return ProgressReport.objects.create(
+        patient=patient,
+        requested_by=patient.therapist.user,
+        first_day=today - datetime.timedelta(days=29),
+        last_day=today,
+        status=ProgressReport.Status.READY,
+        pdf=pdf,
+        pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+        pages=1,
     )
 
 

@@ -45,6 +45,12 @@ MATRIX: dict[str, Route] = {
     "session_live": Route(lambda w: {"session_id": w.a.open_session.pk}, P),
     "session_complete": Route(lambda w: {"session_id": w.a.open_session.pk}, P, "post"),
     "session_report": Route(lambda w: {"session_id": w.a.completed_session.pk}, P),
+    "report_new": Route(lambda w: {"patient_id": w.p.pk}, A),
+    "report_detail": Route(lambda w: {"report_id": w.a.report.pk}, A | P),
+    "report_status": Route(lambda w: {"report_id": w.a.report.pk}, A | P),
+    "report_download": Route(lambda w: {"report_id": w.a.report.pk}, A | P),
+    "export_csv": Route(lambda w: {"patient_id": w.p.pk}, A | P),
+    "export_fhir": Route(lambda w: {"patient_id": w.p.pk}, A | P),
 }
 
 # Routes with ids that are not object-scoped by role: covered by their own tests.

@@ -126,3 +126,13 @@ def live_services(transactional_db: None) -> Iterator[None]:
         return
     with production_workers(pose_workers=2):
         yield
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None) -> Iterator[None]:
+    """Celery runs eagerly on the embedded defaults; with Redis, a real worker process."""
+    if not settings.REDIS_URL:
+        yield
+        return
+    with production_workers(pose_workers=0):
+        yield

@@ -31,6 +31,7 @@ from patients.models import (
 )
 from patients.services import (
     PatientFields,
+    alerts_refresh,
     assignment_save,
     patient_create,
     protocol_save,
@@ -153,6 +154,9 @@ def _build(today: datetime.date) -> Rows:
         rows.add(patient, prescriptions, history)
     rows.save()
     _backdate(therapist, today)
+    # The alerts come from the real rules, as the daily task would raise them this morning.
+    for patient in Patient.objects.filter(therapist=therapist):
+        alerts_refresh(patient=patient, today=today)
     return rows
 
 

@@ -1,0 +1,116 @@
+"""Progress reports (request, status, download) and the CSV and FHIR exports.
+
+Everything here carries patient data: every response is `Cache-Control: no-store`, and files
+get ASCII names made by the code (never from user text).
+"""
+
+import datetime
+from typing import TypeVar
+from uuid import UUID
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import BadRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+
+from patients.decorators import TherapistRequest, therapist_required
+from patients.selectors import patient_get_for_user
+from reports.exports import fhir_bundle, repetitions_csv
+from reports.forms import PeriodForm, ReportForm
+from reports.models import ProgressReport
+from reports.selectors import report_get_for_user, reports_of_patient
+from reports.services import report_request
+
+R = TypeVar("R", HttpResponse, StreamingHttpResponse)
+
+
+def _period(request: HttpRequest) -> tuple[datetime.date, datetime.date]:
+    """The export period from the query string: the last 30 days unless given."""
+    form = PeriodForm.default(request.GET)
+    if form.is_bound and not form.is_valid():
+        raise BadRequest(" ".join(str(m) for errors in form.errors.values() for m in errors))
+    return form.period()
+
+
+def _attachment(response: R, file_name: str) -> R:
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@therapist_required
+@never_cache
+def report_new(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
+    patient = patient_get_for_user(user=request.user, patient_id=patient_id)
+    form = ReportForm.default(request.POST)
+    if request.method == "POST" and form.is_valid():
+        report = report_request(
+            patient=patient,
+            requested_by=request.user,
+            first=form.cleaned_data["first_day"],
+            last=form.cleaned_data["last_day"],
+            assessment=form.cleaned_data["assessment"],
+            plan=form.cleaned_data["plan"],
+        )
+        return redirect("report_detail", report_id=report.pk)
+    context = {"patient": patient, "form": form, "reports": reports_of_patient(patient=patient)}
+    return render(request, "reports/report_new.html", context)
+
+
+@login_required
+@never_cache
+def report_detail(request: HttpRequest, report_id: UUID) -> HttpResponse:
+    report = report_get_for_user(user=request.user, report_id=report_id)
+    return render(request, "reports/report_detail.html", {"report": report})
+
+
+@login_required
+@never_cache
+def report_status(request: HttpRequest, report_id: UUID) -> JsonResponse:
+    """What the report page polls while Celery makes the PDF."""
+    report = report_get_for_user(user=request.user, report_id=report_id)
+    return JsonResponse(
+        {
+            "status": report.status,
+            "label": report.get_status_display(),
+            "done": report.is_done,
+            "download": reverse("report_download", args=[report.pk]) if report.is_ready else None,
+            "error": report.error,
+        }
+    )
+
+
+@login_required
+@never_cache
+def report_download(request: HttpRequest, report_id: UUID) -> HttpResponse:
+    report = report_get_for_user(user=request.user, report_id=report_id)
+    if not report.is_ready:
+        return redirect("report_detail", report_id=report.pk)
+    pdf = ProgressReport.objects.values_list("pdf", flat=True).get(pk=report.pk)
+    response = HttpResponse(bytes(pdf or b""), content_type="application/pdf")
+    return _attachment(response, report.file_name)
+
+
+@login_required
+@never_cache
+def export_csv(request: HttpRequest, patient_id: UUID) -> StreamingHttpResponse:
+    patient = patient_get_for_user(user=request.user, patient_id=patient_id)
+    first, last = _period(request)
+    response = StreamingHttpResponse(
+        repetitions_csv(patient=patient, first=first, last=last), content_type="text/csv"
+    )
+    return _attachment(response, f"repetitions-{first:%Y%m%d}-{last:%Y%m%d}.csv")
+
+
+@login_required
+@never_cache
+def export_fhir(request: HttpRequest, patient_id: UUID) -> HttpResponse:
+    patient = patient_get_for_user(user=request.user, patient_id=patient_id)
+    first, last = _period(request)
+    response = JsonResponse(
+        fhir_bundle(patient=patient, first=first, last=last),
+        content_type="application/fhir+json",
+    )
+    return _attachment(response, f"observations-{first:%Y%m%d}-{last:%Y%m%d}.fhir.json")
