@@ -12,12 +12,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     REHAB_VAR_DIR=/app/var \
     MPLCONFIGDIR=/tmp/matplotlib
 
+# The PDF reports: WeasyPrint needs Pango and a font; their charts are drawn by Chromium (kaleido).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends chromium libpango-1.0-0 libpangoft2-1.0-0 \
+        fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+ENV CHROMIUM_PATH=/usr/bin/chromium
+
 RUN pip install --no-cache-dir uv==0.13.8
 
 WORKDIR /app
 
 # Dependencies first: this layer is rebuilt only when the lock changes. mediapipe's own libraries
-# (EGL/GLES) ship inside its wheel; the OpenCV build is the headless one, so no apt packages.
+# (EGL/GLES) ship inside its wheel; the OpenCV build is the headless one (no libGL).
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project --no-cache
 

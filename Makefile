@@ -16,9 +16,9 @@ PORT := 8000
 # Extra pytest arguments: make test ARGS="tests/analysis -x"
 ARGS ?=
 
-# System packages: chromium for the e2e tests (and kaleido), ffmpeg for test clips, poppler-utils
-# for reading the PDF reports back in tests.
-APT_PACKAGES := chromium ffmpeg poppler-utils
+# System packages: chromium for the e2e tests and the PDF reports' charts (kaleido), Pango and a
+# font for WeasyPrint's PDFs, ffmpeg for test clips, poppler-utils for reading PDFs back in tests.
+APT_PACKAGES := chromium ffmpeg poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 
 # `make run` always serves on the embedded defaults (SQLite, in-memory channel layer, local pose
 # workers, eager Celery), whatever the calling shell exports.
@@ -49,6 +49,8 @@ system-deps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
+	/sbin/ldconfig -p | grep -q libpangoft2-1.0 || missing="$$missing pango"; \
+	[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	if [ -z "$$missing" ]; then \
 		exit 0; \
 	elif [ "$$(id -u)" = 0 ]; then \
@@ -56,11 +58,11 @@ system-deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
 	else \
 		echo "*** Missing system packages:$$missing"; \
-		echo "*** The browser (tests/e2e) and report tests need them. Install with:"; \
+		echo "*** The PDF reports and the browser tests need them. Install with:"; \
 		echo "***   sudo apt-get update && sudo apt-get install -y $(APT_PACKAGES)"; \
 	fi
 
-run: install
+run: install system-deps
 	$(EMBEDDED) $(PY) manage.py migrate --noinput
 	$(EMBEDDED) $(PY) manage.py demo_clinic
 	@echo

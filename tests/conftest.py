@@ -8,6 +8,7 @@ open alert, so that every object-scoped URL has something to point at for every 
 import datetime
 import functools
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from patients.services import (
     protocol_save,
     therapist_create,
 )
+from rehab.celery import app as celery_app
 from reports.models import ProgressReport
 from sessions.models import ExerciseSession
 from sessions.services import (
@@ -204,3 +206,13 @@ def client_for(world: World, actor: str) -> Client:
 
 
 CAST = ("therapist_a", "therapist_b", "patient_p", "patient_q", "anonymous")
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Celery tasks in-process whatever the environment (with REDIS_URL they would go to a
+    worker that these tests do not start)."""
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = eager

@@ -7,7 +7,7 @@ one completed session: 1 of the 6 sessions prescribed in the last 7 days, a miss
 
 import datetime
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -35,12 +35,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def eager_celery() -> Iterator[None]:
-    # Tasks in-process whatever the environment (with REDIS_URL they would go to a worker).
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = eager
+def _tasks_in_process(eager_celery: None) -> None:
+    pass
 
 
 def today() -> datetime.date:

@@ -46,7 +46,9 @@ def pdf_pages_as_png(pdf: bytes, tmp_path: Path) -> list[Path]:
 
 
 @pytest.fixture
-def request_report(world: World, django_capture_on_commit_callbacks: Any) -> Callable:
+def request_report(
+    world: World, django_capture_on_commit_callbacks: Any, eager_celery: None
+) -> Callable:
     """POST the therapist's form; Celery (eager here) runs when the request commits."""
 
     def post(**fields: str) -> ProgressReport:
