@@ -137,6 +137,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # take one message at a time so a crash strands at most one.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# With Redis, a message taken by a worker that then died is handed out again after this long. The
+# longest task (a two-year PDF report) takes seconds; a repeated task is harmless (idempotent).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_S", "300"))
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

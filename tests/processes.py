@@ -1,7 +1,9 @@
 """Real server processes for tests of the production topology: `manage.py pose_worker` and a
 Celery worker, on the test database and the test Redis."""
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -65,6 +67,73 @@ class Background:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class TcpProxy:
+    """A TCP forwarder to `target` on a port of its own, for cutting a process off a service
+    (the database, Redis) and reconnecting it, as a network fault or a restart would."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.open = True
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()  # the service is "down": refused straight away
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            self._pairs.append((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones until `restore`."""
+        self.open = False
+        for pair in self._pairs:
+            for end in pair:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+        self._pairs.clear()
+
+    def restore(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def celery_worker(env: dict[str, str]) -> Background:
+    worker = Background(
+        [str(BIN / "celery"), "-A", "rehab", "worker", "--pool=solo", "--loglevel=info"], env
+    )
+    worker.wait_for("ready.")
+    return worker
 
 
 @contextmanager

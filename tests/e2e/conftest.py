@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from tests.processes import production_workers
+from tests.processes import Background, production_workers
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -117,15 +117,15 @@ def asgi_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def live_services(transactional_db: None) -> Iterator[None]:
+def live_services(transactional_db: None) -> Iterator[list[Background]]:
     """What serves the live page besides the web process: nothing more on the embedded defaults
     (local pose worker processes, eager Celery); with Redis, real `pose_worker` and Celery worker
-    processes, as in production."""
+    processes, as in production. Yields those processes (their output is kept)."""
     if not settings.REDIS_URL:
-        yield
+        yield []
         return
-    with production_workers(pose_workers=2):
-        yield
+    with production_workers(pose_workers=2) as workers:
+        yield workers
 
 
 @pytest.fixture

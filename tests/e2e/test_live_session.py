@@ -1,16 +1,26 @@
 """A patient's live session in real headless Chromium, with the side-view squat video as the
 webcam: frames go over the real WebSocket to real pose workers, repetitions into the database."""
 
+import logging
 import time
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from playwright.sync_api import Browser, Page, expect
 
 from patients.models import Patient
 from sessions.models import ExerciseSession
 from tests.e2e.conftest import screenshot
+from tests.privacy import (
+    database_findings,
+    file_findings,
+    redis_findings,
+    server_folders,
+    text_findings,
+)
+from tests.processes import Background
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -28,8 +38,13 @@ def sign_in_as_carla(page: Page, base: str) -> None:
 
 
 def test_a_patient_squats_in_front_of_the_camera_and_every_repetition_is_recorded(
-    webcam_browser: Browser, asgi_server: str, live_services: Any
+    webcam_browser: Browser,
+    asgi_server: str,
+    live_services: list[Background],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
+    started = time.time()
     call_command("demo_clinic", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
     context = webcam_browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
@@ -77,6 +92,19 @@ def test_a_patient_squats_in_front_of_the_camera_and_every_repetition_is_recorde
     assert session.pain_report.pain_nrs == 2
     assert problems == []
     context.close()
+    assert_no_image_data_left(since=started, logs=caplog.messages, workers=live_services)
+
+
+def assert_no_image_data_left(*, since: float, logs: list[str], workers: list[Background]) -> None:
+    """Frames were JPEGs in flight only: none in any table, Redis key, new file or log line."""
+    findings = database_findings() + file_findings(server_folders(), since=since)
+    findings += text_findings("test process log", logs)
+    for worker in workers:
+        findings += text_findings(f"output of {worker.process.args!r}", worker.lines)
+    if settings.REDIS_URL:
+        time.sleep(2)  # the last pose requests are taken off their channel
+        findings += redis_findings(settings.REDIS_URL)
+    assert findings == []
 
 
 def test_the_live_page_fits_a_phone(
