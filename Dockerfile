@@ -34,6 +34,7 @@ COPY rehab ./rehab
 COPY patients ./patients
 COPY sessions ./sessions
 COPY reports ./reports
+COPY audit ./audit
 COPY analysis ./analysis
 COPY templates ./templates
 COPY static ./static

@@ -375,13 +375,13 @@ def _comment(pain: PainStory, day: int, rng: np.random.Generator) -> str:
 
 THERAPIST = TherapistStory(
     email="therapist@demo.clinic",
-    password="demo-therapist",  # noqa: S106 - a published demo login
+    password="demo-therapist",  # noqa: S106  # nosec B106 # the README's published demo login
     first_name="Maria",
     last_name="Keller",
     title="PT, DPT",
     clinic="Riverside Physiotherapy",
 )
-PATIENT_PASSWORD = "demo-patient"  # noqa: S105 - a published demo login
+PATIENT_PASSWORD = "demo-patient"  # noqa: S105  # nosec B105 # the README's published demo login
 
 _RARE = 0.01
 

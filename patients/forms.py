@@ -140,7 +140,8 @@ class PrescriptionLineForm(forms.Form):
     def __init__(self, *args: Any, therapist: Therapist, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         exercise_field = self.fields["exercise"]
-        assert isinstance(exercise_field, forms.ModelChoiceField)
+        # Narrows the type for mypy (the field is declared a ModelChoiceField above): not a check.
+        assert isinstance(exercise_field, forms.ModelChoiceField)  # nosec B101 # see the line above
         exercise_field.queryset = Exercise.objects.visible_to(therapist)
 
 
@@ -191,7 +192,8 @@ class AssignmentForm(forms.Form):
     def __init__(self, *args: Any, therapist: Therapist, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         protocol_field = self.fields["protocol"]
-        assert isinstance(protocol_field, forms.ModelChoiceField)
+        # Narrows the type for mypy (the field is declared a ModelChoiceField above): not a check.
+        assert isinstance(protocol_field, forms.ModelChoiceField)  # nosec B101 # see the line above
         protocol_field.queryset = Protocol.objects.filter(therapist=therapist)
 
     def clean(self) -> dict[str, Any]:

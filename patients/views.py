@@ -15,6 +15,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from analysis.charts import progress_figures
+from audit.models import AuditEvent
+from audit.services import audit_record
 from patients.decorators import TherapistRequest, therapist_required
 from patients.forms import (
     AssignmentForm,
@@ -85,6 +87,7 @@ def patient_new(request: TherapistRequest) -> HttpResponse:
         except ValidationError as error:
             _apply_errors(form, error)
         else:
+            audit_record(action=AuditEvent.Action.PATIENT_CREATED, request=request, obj=patient)
             patient_invite(patient=patient, base_url=request.build_absolute_uri("/"))
             messages.success(
                 request, f"{patient.full_name} was added and an invitation was e-mailed."
@@ -103,6 +106,13 @@ def patient_edit(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
         except ValidationError as error:
             _apply_errors(form, error)
         else:
+            audit_record(
+                action=AuditEvent.Action.PATIENT_CHANGED,
+                request=request,
+                obj=patient,
+                # The names of the changed fields, never their values.
+                detail="fields: " + (", ".join(form.changed_data) or "none"),
+            )
             messages.success(request, "Patient details saved.")
             return redirect("patient_detail", patient_id=patient.pk)
     return render(request, "patients/patient_form.html", {"form": form, "patient": patient})
@@ -111,6 +121,7 @@ def patient_edit(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
 @therapist_required
 def patient_detail(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
     patient = patient_get_for_user(user=request.user, patient_id=patient_id)
+    audit_record(action=AuditEvent.Action.RECORD_VIEWED, request=request, obj=patient)
     today = timezone.localdate()
     assignments = patient.assignments.select_related("protocol").prefetch_related(
         assignment_lines_prefetch()
@@ -178,10 +189,13 @@ def assignment_new(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            assignment_save(patient=patient, **form.cleaned_data)
+            assignment = assignment_save(patient=patient, **form.cleaned_data)
         except ValidationError as error:
             _apply_errors(form, error)
         else:
+            audit_record(
+                action=AuditEvent.Action.ASSIGNMENT_CREATED, request=request, obj=assignment
+            )
             messages.success(request, f"{form.cleaned_data['protocol']} assigned.")
             return redirect("patient_detail", patient_id=patient.pk)
     context = {"form": form, "patient": patient, "assignment": None}
@@ -207,6 +221,9 @@ def assignment_edit(request: TherapistRequest, assignment_id: UUID) -> HttpRespo
         except ValidationError as error:
             _apply_errors(form, error)
         else:
+            audit_record(
+                action=AuditEvent.Action.ASSIGNMENT_CHANGED, request=request, obj=assignment
+            )
             messages.success(request, "Assignment saved.")
             return redirect("patient_detail", patient_id=patient.pk)
     context = {"form": form, "patient": patient, "assignment": assignment}
@@ -242,6 +259,13 @@ def _protocol_builder(request: TherapistRequest, protocol_id: UUID | None) -> Ht
         except ValidationError as error:
             _apply_errors(form, error)
         else:
+            audit_record(
+                action=AuditEvent.Action.PROTOCOL_CHANGED
+                if protocol_id
+                else AuditEvent.Action.PROTOCOL_CREATED,
+                request=request,
+                obj=protocol,
+            )
             messages.success(request, f"Protocol “{protocol.name}” saved.")
             return redirect("protocol_edit", protocol_id=protocol.pk)
     exercise_defaults = {

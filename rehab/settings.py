@@ -5,6 +5,7 @@ DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS mandatory. Without DATABASE_URL the d
 without REDIS_URL the channel layer is in memory and Celery runs its tasks eagerly in-process.
 """
 
+import datetime
 import os
 import secrets
 from pathlib import Path
@@ -57,21 +58,33 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "patients",
     "sessions.apps.ExerciseSessionsConfig",
     "reports",
+    "audit",
     "analysis",
+    # The project package itself: its deployment checks (rehab/checks.py).
+    "rehab.apps.RehabConfig",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Near the top, so that responses made by the middleware below get the headers too.
+    "csp.middleware.CSPMiddleware",
+    # Inside CSPMiddleware: adds to the policy; no-store on every response but static files.
+    "rehab.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AccessDeniedAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "patients.session_lifetime.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as its docs ask: turns a locked-out sign-in into the lockout page (rehab/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "rehab.urls"
@@ -89,6 +102,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "patients.context_processors.role",
+                "patients.session_lifetime.session_timeout",
             ],
         },
     },
@@ -172,6 +186,11 @@ CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 REPORT_DEFAULT_DAYS = 30
 
 # --- Auth ----------------------------------------------------------------------------------------
+# Axes' backend goes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -183,6 +202,37 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 # An invitation (set-password link) stays valid for 7 days.
 PASSWORD_RESET_TIMEOUT = 7 * 24 * 3600
+
+
+# --- Session lifetime and live sockets ----------------------------------------------------------
+# Health data on shared computers: a sign-in ends after SESSION_IDLE_TIMEOUT_S without activity
+# (pages warn SESSION_IDLE_WARNING_S before) and SESSION_MAX_AGE_S after it began, whatever
+# happens (patients/session_lifetime.py). Live sockets follow their sign-in (sessions/live_users.py)
+# and a user holds at most LIVE_MAX_SOCKETS_PER_USER of them (sessions/socket_cap.py).
+def _positive_int_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive whole number, not {raw!r}")
+    return value
+
+
+SESSION_IDLE_TIMEOUT_S = _positive_int_from_env("SESSION_IDLE_TIMEOUT_S", 15 * 60)
+SESSION_MAX_AGE_S = _positive_int_from_env("SESSION_MAX_AGE_S", 12 * 3600)
+SESSION_COOKIE_AGE = SESSION_MAX_AGE_S
+SESSION_IDLE_WARNING_S = 120  # at most half the idle timeout
+LIVE_MAX_SOCKETS_PER_USER = _positive_int_from_env("LIVE_MAX_SOCKETS_PER_USER", 2)
+# Each live socket checks its sign-in this often (an ending that sends no event closes it by
+# then) and so renews its slot; a slot not renewed for LIVE_SOCKET_STALE_S (its process died) is
+# free.
+LIVE_ACCESS_CHECK_S = 2.0
+LIVE_SOCKET_STALE_S = 10.0
+# Frames flowing count as activity, written to the session at most this often (and at most every
+# quarter of the idle timeout).
+LIVE_ACTIVITY_TOUCH_S = 60.0
 
 # --- Locale --------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -231,6 +281,77 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# --- Client IP, cache, login lockout and rate limits ---------------------------------------------
+# Reverse proxies in front of the web process that append to X-Forwarded-For (production expects
+# the TLS proxy: 1). The client IP is the N-th address from the right; see rehab/client_ip.py.
+try:
+    TRUSTED_PROXY_COUNT = int(os.environ.get("DJANGO_TRUSTED_PROXIES", "1" if PRODUCTION else "0"))
+except ValueError:
+    raise ImproperlyConfigured("DJANGO_TRUSTED_PROXIES must be a number of proxies") from None
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("DJANGO_TRUSTED_PROXIES must be 0 or more")
+
+# The rate-limit counters: in Redis every web process counts against the same limit.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Shares the Redis database with Channels and Celery: keep to our own keys.
+            "KEY_PREFIX": "rehab-cache",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# django-axes: 5 failed sign-ins for one login from one IP lock that pair for 15 minutes after
+# the last failure (the right password included). Attempts are rows in the database, so every
+# process sees them. See rehab/lockout.py.
+AXES_FAILURE_LIMIT = 5
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=15)
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "username"  # EmailLoginForm's field (the e-mail address)
+AXES_USERNAME_CALLABLE = "rehab.lockout.login_username"
+AXES_CLIENT_IP_CALLABLE = "rehab.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "rehab.lockout.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+# No start-up banner: every manage.py command would print it on stderr (analyze_video's contract).
+AXES_VERBOSE = False
+
+# Requests per window, per signed-in user or else per client IP (rehab/ratelimit.py).
+RATE_LIMITS = {
+    "login": {"limit": 20, "per_s": 60},  # sign-in POSTs per IP, on top of axes' lockout
+    "password_set": {"limit": 30, "per_s": 3600},  # invitation links opened or submitted per IP
+    "report_new": {"limit": 10, "per_s": 3600},  # PDF reports requested per therapist
+    "export": {"limit": 60, "per_s": 3600},  # CSV, FHIR and PDF downloads per user
+}
+
+# --- Content-Security-Policy (django-csp) --------------------------------------------------------
+# No inline script anywhere (figures travel as json_script data, code in static/js). The live
+# page's WebSocket origin is added per request (rehab/security_headers.py).
+# No inline style either, but for the two <style> elements plotly.js adds itself, allowed by hash:
+# an empty one it fills through the CSSOM (allowed by CSP), and MapLibre's stylesheet it injects on
+# load. tests/rehab/test_security_headers.py recomputes them from the installed plotly.min.js.
+PLOTLY_STYLE_HASHES = [
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # "" (plotly.js-style-global)
+    "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",  # .maplibregl-map{...} plotly.js 4.1.1
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", *PLOTLY_STYLE_HASHES],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "media-src": ["'self'", "blob:"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
 
 LOGGING = {
     "version": 1,

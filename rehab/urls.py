@@ -3,27 +3,37 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from patients.forms import EmailLoginForm
+from patients.session_lifetime import session_keepalive
 from patients.views import home
+from rehab.ratelimit import rate_limited
 
 urlpatterns = [
     path("", home, name="home"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(authentication_form=EmailLoginForm),
+        rate_limited(key="login", methods={"POST"})(
+            auth_views.LoginView.as_view(authentication_form=EmailLoginForm)
+        ),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/keep-alive/", session_keepalive, name="session_keepalive"),
     path(
         "accounts/set-password/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(
-            template_name="registration/password_set.html",
-            post_reset_login=True,
-            success_url="/",
+        rate_limited(key="password_set")(
+            auth_views.PasswordResetConfirmView.as_view(
+                template_name="registration/password_set.html",
+                post_reset_login=True,
+                # Named: with axes' backend first there are two, and login() must know which.
+                post_reset_login_backend="django.contrib.auth.backends.ModelBackend",
+                success_url="/",
+            )
         ),
         name="password_set",
     ),
     path("clinic/", include("patients.urls")),
     path("sessions/", include("sessions.urls")),
     path("reports/", include("reports.urls")),
+    path("", include("audit.urls")),  # /clinic/patients/<id>/access/ and /audit/
     path("admin/", admin.site.urls),
 ]

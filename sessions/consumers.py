@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -24,6 +24,7 @@ from analysis.pose.worker import frame_pose_from_dict
 from analysis.repetitions import RepetitionMetrics
 from analysis.tracker import ExerciseTracker, Feedback, Stage
 from sessions import protocol
+from sessions.live_users import live_access_problem, user_group
 from sessions.models import ExerciseSession
 from sessions.pose_client import PoseClient, pose_client
 from sessions.protocol import Frame, ProtocolError, StreamGuard
@@ -34,6 +35,7 @@ from sessions.selectors import (
     repetition_metrics_of_session,
 )
 from sessions.services import session_add_partial, session_complete
+from sessions.socket_cap import socket_claim, socket_release, too_many_sockets_error
 from sessions.tasks import record_rep
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,9 @@ def notify_session_ended(session_id: Any) -> None:
 class SessionConsumer(AsyncWebsocketConsumer):
     session: ExerciseSession | None = None  # None: refused
     ended = False
+    closing = False  # set first when closed for its user (4403, 4429): nothing more is processed
+    holds_slot = False  # a slot of the per-user socket cap (sessions.socket_cap)
+    watching: asyncio.Task[None] | None = None  # the periodic access check
 
     # --- connection ------------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -63,6 +68,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self.accept()
         if session is None:
             await self.close(code=protocol.CLOSE_NOT_ALLOWED)
+            return
+        if not await self.enter():
             return
         plan = await database_sync_to_async(live_plan)(session=session)
         set_number, reps_done = await database_sync_to_async(live_resume_point)(session=session)
@@ -101,6 +108,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.finish()
 
     async def disconnect(self, code: int) -> None:
+        await self.leave()
         if self.session is None:
             return
         if self.serving is not None:
@@ -112,8 +120,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self.hand_over_reps()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.session is None or self.ended:
-            return  # refused or finished: nothing more is read
+        if self.session is None or self.ended or self.closing:
+            return  # refused, finished or closed for its user: nothing more is read
         if bytes_data is not None:
             await self.receive_frame(bytes_data)
         elif text_data is not None:
@@ -132,6 +140,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             self.guard.strike()
             return await self.send_error(*problem, frame.sequence)
         self.guard.accepted()
+        self.frames_flowed = True  # activity for the idle timeout (the access check writes it)
         if self.slot is not None:
             self.dropped += 1
         self.slot = frame
@@ -145,6 +154,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
             frame, self.slot = self.slot, None
             t_s = self.session_time_s(frame.capture_ms)
             answer = await self.pose.estimate(frame.image, t_s, self.tracking)
+            if self.closing:
+                return  # closed for its user while a worker was at it: the answer is dropped
             if "error" in answer:
                 if answer["error"] in _FRAME_ERRORS:
                     self.guard.strike()
@@ -172,7 +183,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
     def session_time_s(self, capture_ms: float) -> float:
         """Seconds since the session started, on the page's capture clock."""
         if self.clock_offset_s is None:
-            assert self.session is not None
+            # Narrows the type for mypy: frames are only read once connect() has set the session.
+            assert self.session is not None  # nosec B101 # see the line above
             since_start = (timezone.now() - self.session.started_at).total_seconds()
             self.clock_offset_s = since_start - capture_ms / 1000
         return capture_ms / 1000 + self.clock_offset_s
@@ -200,7 +212,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.finish()
 
     async def finish(self) -> None:
-        assert self.session is not None
+        # Narrows the type for mypy: only a connection that got its session can finish.
+        assert self.session is not None  # nosec B101 # see the line above
         if self.ended:
             return
         self.ended = True
@@ -217,6 +230,88 @@ class SessionConsumer(AsyncWebsocketConsumer):
     async def pose_result(self, event: dict[str, Any]) -> None:
         if self.session is not None:
             self.pose.resolve(event)
+
+    # --- the user's sign-in and socket cap (sessions.live_users, sessions.socket_cap) -----------
+    async def enter(self) -> bool:
+        """The sign-in still holds and a socket slot is free: join the user's group and start the
+        access check. False when closed instead (4403; 4429 after an error message)."""
+        self.user_id = self.scope["user"].pk
+        self.session_key = self.scope["session"].session_key
+        self.frames_flowed = False
+        if await self.access_problem() is not None:
+            await self.close(code=protocol.CLOSE_SIGNED_OUT)
+            return False
+        if not await self.claim_slot():
+            await self.send_message(too_many_sockets_error())
+            await self.close(code=protocol.CLOSE_TOO_MANY_SOCKETS)
+            return False
+        self.holds_slot = True
+        if self.channel_layer is not None:
+            await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
+        self.watching = asyncio.create_task(self.watch_access())
+        return True
+
+    async def access_problem(self, frames_flowed: bool = False) -> str | None:
+        return await database_sync_to_async(live_access_problem)(
+            session_key=self.session_key, user_id=self.user_id, frames_flowed=frames_flowed
+        )
+
+    async def claim_slot(self) -> bool:
+        # Network I/O with Redis: a thread of its own, not the database thread.
+        return await sync_to_async(socket_claim, thread_sensitive=False)(
+            user_id=self.user_id, connection_id=self.channel_name
+        )
+
+    async def watch_access(self) -> None:
+        """Every LIVE_ACCESS_CHECK_S: the sign-in still holds (some endings send no event), and
+        the slot is claimed again (the heartbeat that keeps it from going stale)."""
+        while True:
+            await asyncio.sleep(settings.LIVE_ACCESS_CHECK_S)
+            flowed, self.frames_flowed = self.frames_flowed, False
+            try:
+                problem = await self.access_problem(frames_flowed=flowed)
+                claimed = problem is not None or await self.claim_slot()
+            except Exception:
+                # A database or Redis hiccup: keep the socket, ask again next time.
+                logger.exception("live access check failed")
+                continue
+            if problem is not None:
+                return await self.shut(protocol.CLOSE_SIGNED_OUT)
+            if not claimed:
+                return await self.shut(protocol.CLOSE_TOO_MANY_SOCKETS)
+
+    async def user_signed_out(self, event: dict[str, Any]) -> None:
+        """``user.signed_out`` (sessions.live_users): this browser session's, or every one's."""
+        if event.get("session_key") in (None, self.session_key):
+            await self.shut(protocol.CLOSE_SIGNED_OUT)
+
+    async def shut(self, code: int) -> None:
+        """Close for the user's sake: the flag first, so that nothing more is processed; the
+        frame waiting in the slot and the one at a pose worker are dropped."""
+        if self.closing:
+            return
+        self.closing = True
+        self.slot = None
+        serving = getattr(self, "serving", None)
+        if serving is not None and serving is not asyncio.current_task():
+            serving.cancel()
+        if code == protocol.CLOSE_TOO_MANY_SOCKETS:
+            await self.send_message(too_many_sockets_error())
+        await self.close(code=code)
+        await self.leave()
+
+    async def leave(self) -> None:
+        """Stop the access check, leave the user's group and free the slot."""
+        if self.watching is not None and self.watching is not asyncio.current_task():
+            self.watching.cancel()
+        if not self.holds_slot:
+            return
+        self.holds_slot = False
+        if self.channel_layer is not None:
+            await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+        await sync_to_async(socket_release, thread_sensitive=False)(
+            user_id=self.user_id, connection_id=self.channel_name
+        )
 
     # --- sending ---------------------------------------------------------------------------------
     async def send_message(self, message: dict[str, Any]) -> None:

@@ -13,7 +13,8 @@ Client -> server
     2       1     version (1)
     3       1     reserved (0)
     4       4     sequence number, unsigned big-endian, strictly increasing per connection
-    8       8     capture time in milliseconds (float64 big-endian, the page's clock)
+    8       8     capture time in milliseconds (float64 big-endian, the page's clock): never
+                  going back, and at most MAX_CAPTURE_SPAN_MS (a day) after the connection's first
     16      ...   a JPEG of at most 640x480 from the page; the guard accepts at most 1920x1080
                   and MAX_MESSAGE_BYTES in all
 
@@ -45,7 +46,16 @@ Server -> client (always text, JSON with a ``type``)
               target, partials, form flag counts, the pain report's URL); then a close with 1000
 
 Close codes: 4401 not allowed (anonymous, not the owner, session not in progress), 4408 too many
-bad messages in a row or a flood beyond the rate limit, 4409 the session was ended elsewhere.
+bad messages in a row or a flood beyond the rate limit, 4409 the session was ended elsewhere, and:
+
+4403 signed out: the browser session behind the socket signed out, timed out (idle or absolute
+     lifetime: patients/session_lifetime.py) or was deleted, the user's password changed, or the
+     user was deactivated (sessions/live_users.py). It comes within LIVE_ACCESS_CHECK_S (2 s) of
+     an ending that sends no event, at once otherwise; from the moment it is decided no frame is
+     processed (frames in flight are dropped, their answers too). The page must not reconnect.
+4429 too many live sockets: the user already holds LIVE_MAX_SOCKETS_PER_USER of them, in any
+     process (sessions/socket_cap.py); an ``error`` with code ``too_many_sockets`` comes first.
+     The page must not reconnect.
 """
 
 import json
@@ -68,10 +78,16 @@ MAGIC = b"RF"
 VERSION = 1
 MAX_MESSAGE_BYTES = FRAME_HEADER.size + MAX_FRAME_BYTES
 MAX_TEXT_BYTES = 4096
+# The session time derived from capture times must stay a sane number: a capture time of 1e300 ms
+# overflowed the pose engine's microsecond timestamps, and each later frame of the stream cost a
+# pose worker a fresh engine (found by tests/sessions/test_protocol_fuzz.py).
+MAX_CAPTURE_SPAN_MS = 24 * 3600 * 1000.0
 
 CLOSE_NOT_ALLOWED = 4401
 CLOSE_ABUSE = 4408
 CLOSE_ENDED = 4409
+CLOSE_SIGNED_OUT = 4403
+CLOSE_TOO_MANY_SOCKETS = 4429
 
 
 class ProtocolError(StrEnum):
@@ -124,9 +140,12 @@ def parse_control(text: str) -> dict[str, Any] | ProtocolError:
         return ProtocolError.TOO_LARGE
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # "[" * 2000 is within the limit but nests too deep
         return ProtocolError.BAD_JSON
-    if not isinstance(message, dict) or message.get("type") not in CONTROL_TYPES:
+    # A "type" that is a list or an object is unhashable: not a known type, and no TypeError.
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return ProtocolError.UNKNOWN_TYPE
+    if message["type"] not in CONTROL_TYPES:
         return ProtocolError.UNKNOWN_TYPE
     return message
 
@@ -136,8 +155,9 @@ CONTROL_TYPES = frozenset({"end"})
 
 class StreamGuard:
     """Per-connection checks on frames: strictly increasing sequence numbers, capture times that
-    do not go back, a token bucket (a steady rate with a small burst), and a count of refusals
-    since the last good frame that ends in a close."""
+    do not go back (nor run more than MAX_CAPTURE_SPAN_MS past the first), a token bucket (a
+    steady rate with a small burst), and a count of refusals since the last good frame that ends
+    in a close."""
 
     def __init__(self, *, rate_per_s: float = 30.0, burst: int = 10, max_strikes: int = 20):
         self.rate_per_s = rate_per_s
@@ -147,18 +167,28 @@ class StreamGuard:
         self._refilled_at: float | None = None
         self._last_sequence = -1
         self._last_capture_ms = -math.inf
+        self._first_capture_ms: float | None = None
         self.strikes = 0
 
     def admit(self, frame: Frame, now_s: float) -> ProtocolError | None:
         """None when the frame may go on to the image checks; a good image then calls
         `accepted`, a bad one `refuse`."""
-        if frame.sequence <= self._last_sequence or frame.capture_ms < self._last_capture_ms:
+        if frame.sequence <= self._last_sequence or not self._in_time(frame.capture_ms):
             return self.refuse(ProtocolError.SEQUENCE)
         if not self._take_token(now_s):
             return self.refuse(ProtocolError.RATE)
         self._last_sequence = frame.sequence
         self._last_capture_ms = frame.capture_ms
+        if self._first_capture_ms is None:
+            self._first_capture_ms = frame.capture_ms
         return None
+
+    def _in_time(self, capture_ms: float) -> bool:
+        """Not before the last admitted frame, not beyond MAX_CAPTURE_SPAN_MS after the first."""
+        if capture_ms < self._last_capture_ms:
+            return False
+        first = self._first_capture_ms
+        return first is None or capture_ms - first <= MAX_CAPTURE_SPAN_MS
 
     def accepted(self) -> None:
         self.strikes = 0
@@ -194,7 +224,9 @@ def error_message(code: str, message: str, sequence: int | None = None) -> dict[
 ERROR_TEXT = {
     ProtocolError.TOO_LARGE: f"Message larger than {MAX_MESSAGE_BYTES} bytes.",
     ProtocolError.BAD_HEADER: "A frame must start with the 16-byte RF header (version 1).",
-    ProtocolError.SEQUENCE: "Sequence numbers must increase.",
+    ProtocolError.SEQUENCE: (
+        "Sequence numbers must increase; capture times must not go back or leap a day ahead."
+    ),
     ProtocolError.RATE: "Too many frames: slow down.",
     ProtocolError.BAD_JSON: "Text messages must be JSON.",
     ProtocolError.UNKNOWN_TYPE: f"Text messages must have a type in {sorted(CONTROL_TYPES)}.",

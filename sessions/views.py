@@ -14,6 +14,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from analysis.charts import progress_figures, session_figure
+from audit.models import AuditEvent
+from audit.services import audit_record
 from patients.decorators import PatientRequest, patient_required
 from patients.models import Prescription
 from reports.figures import page_figures
@@ -77,6 +79,7 @@ def live(request: PatientRequest, session_id: UUID) -> HttpResponse:
 @login_required
 def detail(request: HttpRequest, session_id: UUID) -> HttpResponse:
     session = session_get_for_user(user=request.user, session_id=session_id)
+    audit_record(action=AuditEvent.Action.SESSION_VIEWED, request=request, obj=session)
     repetitions = list(repetitions_of_session(session=session))
     context = {
         "session": session,
@@ -135,6 +138,9 @@ HISTORY_CHART_DAYS = 90
 def history(request: PatientRequest) -> HttpResponse:
     """The patient's own sessions, with simpler charts than the therapist's and their reports."""
     patient, today = request.patient, timezone.localdate()
+    audit_record(
+        action=AuditEvent.Action.RECORD_VIEWED, request=request, obj=patient, detail="own history"
+    )
     progress = progress_of_patient(
         patient=patient,
         first=today - datetime.timedelta(days=HISTORY_CHART_DAYS - 1),

@@ -8,12 +8,14 @@ open alert, so that every object-scoped URL has something to point at for every 
 import datetime
 import functools
 import hashlib
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
+from django.urls import reverse
 from django.utils import timezone
 
 from analysis.repetitions import RepetitionMetrics
@@ -185,6 +187,21 @@ def rep_data(*, set_number: int, index: int, rom: float) -> RepetitionMetrics:
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(settings: Any) -> None:
+    """Each test counts its rate limits from zero: a cache key prefix of its own (the cache may be
+    the shared test Redis, which must not be flushed under other processes' feet)."""
+    default = settings.CACHES["default"]
+    settings.CACHES = {"default": {**default, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+
+
+def password_login(client: Client, *, username: str, password: str) -> bool:
+    """Client.login through the authentication backends. Axes' backend refuses to work without
+    the request (it keys lockouts on login and client IP), which Client.login does not pass."""
+    request = RequestFactory().post(reverse("login"))
+    return client.login(request=request, username=username, password=password)
 
 
 @pytest.fixture

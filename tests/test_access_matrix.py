@@ -32,6 +32,7 @@ P = frozenset({"patient_p"})
 
 MATRIX: dict[str, Route] = {
     "patient_detail": Route(lambda w: {"patient_id": w.p.pk}, A),
+    "patient_access_history": Route(lambda w: {"patient_id": w.p.pk}, A),
     "patient_edit": Route(lambda w: {"patient_id": w.p.pk}, A),
     "patient_reinvite": Route(lambda w: {"patient_id": w.p.pk}, A, "post"),
     "assignment_new": Route(lambda w: {"patient_id": w.p.pk}, A),

@@ -21,6 +21,10 @@ import numpy as np
 MAX_WIDTH = 1920
 MAX_HEIGHT = 1080
 MAX_FRAME_BYTES = 1_000_000  # larger messages are refused before looking at them
+# A progressive JPEG is decoded scan by scan over the whole image: a 1 MB frame of 80,000 tiny
+# scans took 14 s of a pose worker's CPU at 1920x1080 (found while fuzzing). Browsers' and
+# OpenCV's JPEGs have 1 to about 12 scans.
+MAX_JPEG_SCANS = 64
 
 
 class FrameError(StrEnum):
@@ -139,6 +143,36 @@ def _read_png_header(data: bytes) -> ImageHeader | FrameError:
     return ImageHeader(format="png", width=width, height=height)
 
 
+def _costs_more_than_its_size(data: bytes, header: ImageHeader) -> bool:
+    """Frames within every limit that would still cost the decoder far more than their pixels.
+    Checked in the pose worker, just before decoding (a full scan of the bytes: about 4 ms per
+    MB, which the consumer's event loop is spared)."""
+    if header.format == "png":
+        return not _png_chunks_fit(data)
+    # Entropy-coded data never holds FF DA (an FF there is followed by 00 or a restart marker), so
+    # this counts the scans, plus any FF DA inside metadata segments.
+    return data.count(b"\xff\xda") > MAX_JPEG_SCANS
+
+
+def _png_chunks_fit(data: bytes) -> bool:
+    """Whether every chunk up to IEND declares no more bytes than the data holds.
+
+    OpenCV's PNG reader (4.11) allocates a chunk's declared length before reading it: a 37-byte
+    PNG whose second chunk claims 3.5 GB cost 3.4 GB of memory and 3.6 s (found by fuzzing,
+    tests/analysis/test_frames_fuzz.py). Within the data, a chunk costs at most the frame's size.
+    Each step moves forward by at least 12 bytes, so the walk ends on any input.
+    """
+    pos, size = 8, len(data)
+    while pos + 8 <= size:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        if pos + 12 + length > size:  # length(4) type(4) data crc(4)
+            return False
+        if data[pos + 4 : pos + 8] == b"IEND":
+            return True  # what follows IEND is never read
+        pos += 12 + length
+    return pos == size
+
+
 def check_frame(data: bytes) -> ImageHeader | FrameError:
     """The checks that need no decoding (size in bytes, format, claimed size in pixels): the live
     consumer runs them before a frame goes to a pose worker. Never raises for any bytes input."""
@@ -160,6 +194,8 @@ def decode_frame(data: bytes) -> np.ndarray | FrameError:
     header = check_frame(data)
     if isinstance(header, FrameError):
         return header
+    if _costs_more_than_its_size(data, header):
+        return FrameError.UNDECODABLE
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:

@@ -106,7 +106,7 @@ def serve_frame_in_process(
 ) -> dict[str, Any]:
     if _process_server is None:
         start_process_server()
-    assert _process_server is not None
+    assert _process_server is not None  # nosec B101 # narrows the type: the line above set it
     return _process_server.serve(frame, timestamp_s, tracking)
 
 

@@ -31,6 +31,8 @@ const CLOSE_NORMAL = 1000;
 const CLOSE_NOT_ALLOWED = 4401;
 const CLOSE_ABUSE = 4408;
 const CLOSE_ENDED_ELSEWHERE = 4409;
+const CLOSE_SIGNED_OUT = 4403;
+const CLOSE_TOO_MANY_SOCKETS = 4429;
 
 // BlazePose's 33-landmark topology without the face and the hands.
 const BONES = [
@@ -362,6 +364,11 @@ function onClose(event) {
     stopForGood("This session was ended on another page or device. " + link);
   } else if (event.code === CLOSE_ABUSE) {
     stopForGood("The connection was closed because the pictures from this page could not be used. " + link);
+  } else if (event.code === CLOSE_SIGNED_OUT) {
+    stopForGood("You were signed out. Sign in again to go on with this session.");
+    offerSignIn();
+  } else if (event.code === CLOSE_TOO_MANY_SOCKETS) {
+    stopForGood("This session is open in another window. Go on there, or close it and reload this page.");
   } else {
     // 1000 without `ended`, 1001, 1006, 1011…: try again; the next `ready` restores the counts.
     scheduleReconnect();
@@ -388,6 +395,14 @@ function stopForGood(text) {
   showProblem(text);
   el.problem.tabIndex = -1;
   el.problem.focus();
+}
+
+/** After a sign-out the problem box leads to the login page (and back here afterwards). */
+function offerSignIn() {
+  const action = el.problem.querySelector(".actions a");
+  const next = encodeURIComponent(location.pathname);
+  action.href = `${document.body.dataset.loginUrl || "/accounts/login/"}?next=${next}`;
+  setText(action, "Sign in");
 }
 
 function stopStreaming() {

@@ -11,6 +11,7 @@ from django.utils import timezone
 from patients.models import Patient, Therapist
 from patients.selectors import roster_for_therapist
 from sessions.models import ExerciseSession, Repetition
+from tests.conftest import password_login
 
 
 def _load(*args: str) -> str:
@@ -46,7 +47,7 @@ def test_loading_again_changes_nothing_and_reset_rebuilds_the_same() -> None:
 def test_the_demo_logins_work() -> None:
     _load()
     therapist, patient = Client(), Client()
-    assert therapist.login(username="therapist@demo.clinic", password="demo-therapist")
-    assert patient.login(username="anna@demo.clinic", password="demo-patient")
+    assert password_login(therapist, username="therapist@demo.clinic", password="demo-therapist")
+    assert password_login(patient, username="anna@demo.clinic", password="demo-patient")
     assert "Anna" in therapist.get(reverse("roster")).content.decode()
     assert "Heel slide" in patient.get(reverse("today")).content.decode()

@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from patients.models import Patient
-from tests.conftest import PASSWORD, World, client_for
+from tests.conftest import PASSWORD, World, client_for, password_login
 
 NEW_PATIENT = {
     "first_name": "Nora",
@@ -48,7 +48,9 @@ def test_the_invitation_link_sets_the_password_and_signs_in(world: World) -> Non
     )
     assert response.status_code == 302
     assert patient_browser.get(reverse("today")).status_code == 200
-    assert Client().login(username="nora.weber@example.org", password="a long new secret 42")
+    assert password_login(
+        Client(), username="nora.weber@example.org", password="a long new secret 42"
+    )
 
 
 def test_the_invitation_link_works_only_once(world: World) -> None:
@@ -116,4 +118,4 @@ def test_editing_a_patient_keeps_their_password(world: World) -> None:
     world.p.user.refresh_from_db()
     assert world.p.condition == "Revised TKA"
     assert world.p.user.username == "pat.new@example.org"
-    assert Client().login(username="pat.new@example.org", password=PASSWORD)
+    assert password_login(Client(), username="pat.new@example.org", password=PASSWORD)

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tests.conftest import PASSWORD, World
+from tests.conftest import PASSWORD, World, password_login
 
 
 @pytest.mark.parametrize(
@@ -37,4 +37,4 @@ def test_signing_out_ends_the_session(world: World) -> None:
 def test_a_patient_without_a_password_cannot_sign_in(world: World) -> None:
     world.p.user.set_unusable_password()
     world.p.user.save()
-    assert not Client().login(username=world.p.user.username, password=PASSWORD)
+    assert not password_login(Client(), username=world.p.user.username, password=PASSWORD)

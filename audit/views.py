@@ -1,0 +1,51 @@
+"""The access history of a patient (their therapist) and the whole trail (staff). Looking at
+either is itself recorded."""
+
+from uuid import UUID
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from audit.forms import AuditFilterForm
+from audit.models import AuditEvent
+from audit.selectors import events_filtered, events_of_patient
+from audit.services import audit_record
+from patients.decorators import TherapistRequest, therapist_required
+from patients.selectors import patient_get_for_user
+
+PAGE_SIZE = 50
+
+
+@therapist_required
+@never_cache
+def patient_access_history(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
+    patient = patient_get_for_user(user=request.user, patient_id=patient_id)
+    audit_record(action=AuditEvent.Action.AUDIT_VIEWED, request=request, obj=patient)
+    page = Paginator(events_of_patient(patient_id=patient.pk), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "audit/patient_access_history.html", {"patient": patient, "page": page})
+
+
+@login_required
+@never_cache
+def audit_log(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_staff:
+        raise Http404
+    form = AuditFilterForm(request.GET)
+    if not form.is_valid():
+        context = {"form": form, "page": None}
+        return render(request, "audit/audit_log.html", context, status=400)
+    patient_id, action = form.cleaned_data["patient"], form.cleaned_data["action"]
+    audit_record(
+        action=AuditEvent.Action.AUDIT_VIEWED,
+        request=request,
+        patient_id=patient_id,
+        detail=f"audit log; action filter: {action or 'any'}",
+    )
+    events = events_filtered(patient_id=patient_id, action=action)
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "audit/audit_log.html", {"form": form, "page": page})
