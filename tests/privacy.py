@@ -76,13 +76,17 @@ def _redis_values(client: Any, key: bytes, kind: str) -> list[Any]:
     return []
 
 
-def file_findings(folders: Iterable[Path], *, since: float) -> list[str]:
-    """Files under `folders` written since `since` (a time.time()). Other processes come and go
-    in the temporary folder meanwhile: what vanishes is skipped."""
-    findings = []
+def file_findings(folders: Iterable[Path], *, since: float, skip: Iterable[Path] = ()) -> list[str]:
+    """Files under `folders` written since `since` (a time.time()), outside the `skip` folders.
+    Other processes come and go in the temporary folder meanwhile: what vanishes is skipped."""
+    findings, skipped = [], {str(path.resolve()) for path in skip}
     for folder in folders:
         for root, dirs, files in os.walk(folder):
-            dirs[:] = [d for d in dirs if not d.startswith(BROWSER_DIRS)]
+            dirs[:] = [
+                d
+                for d in dirs
+                if not d.startswith(BROWSER_DIRS) and str(Path(root, d).resolve()) not in skipped
+            ]
             for name in files:
                 path = Path(root) / name
                 try:
@@ -98,6 +102,12 @@ def file_findings(folders: Iterable[Path], *, since: float) -> list[str]:
 
 def text_findings(name: str, lines: Iterable[str]) -> list[str]:
     return [f"{name}: {kinds}" for line in lines if (kinds := image_traces(_as_bytes(line)))]
+
+
+# The checkout itself (CI clones it into the temporary folder): its test screenshots show the
+# patient's screen as the browser drew it, and are not the server's. Its var/ folder, where the
+# server writes, is searched on its own (server_folders).
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def server_folders() -> list[Path]:

@@ -30,6 +30,15 @@ def test_a_new_file_with_an_image_is_found_and_an_old_one_is_not(tmp_path: Path)
     new.write_bytes(b"header" + JPEG[:2000])
     os.utime(new, (since + 1, since + 1))
     assert file_findings([tmp_path], since=since) == [f"file {new}: ['JPEG']"]
+    assert file_findings([tmp_path], since=since, skip=[tmp_path / "."]) == [
+        f"file {new}: ['JPEG']"
+    ]  # only folders below the searched one are skipped
+    screenshots = tmp_path / "shots"
+    screenshots.mkdir()
+    (screenshots / "page.png").write_bytes(JPEG)
+    os.utime(screenshots / "page.png", (since + 1, since + 1))
+    assert len(file_findings([tmp_path], since=since)) == 2
+    assert len(file_findings([tmp_path], since=since, skip=[screenshots])) == 1
 
 
 def test_an_image_in_a_log_line_is_found() -> None:
