@@ -11,7 +11,8 @@ towards 0), the peak is the lowest angle and lower is better.
 
 import datetime
 import statistics
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 TREND_WINDOW = 5  # sessions in the rolling median
@@ -159,6 +160,14 @@ def week_streaks(weeks: Sequence[Week]) -> tuple[int, int]:
     return current, longest
 
 
+def flag_totals(points: Iterable[SessionRom]) -> dict[str, int]:
+    """Repetitions flagged per form flag code, over several sessions."""
+    totals: Counter[str] = Counter()
+    for point in points:
+        totals.update(point.flags)
+    return dict(totals)
+
+
 def _week_of(moment: datetime.datetime) -> datetime.datetime:
     """Monday noon of the moment's week: where a weekly point is drawn."""
     monday = moment - datetime.timedelta(days=moment.weekday())
@@ -172,10 +181,6 @@ def _weekly_rom(series: RomSeries) -> RomSeries:
     furthest = max if series.direction > 0 else min
     points = []
     for monday, week in weeks.items():
-        flags: dict[str, int] = {}
-        for point in week:
-            for code, count in point.flags.items():
-                flags[code] = flags.get(code, 0) + count
         points.append(
             SessionRom(
                 session_id=f"week of {monday:%Y-%m-%d}",
@@ -186,7 +191,7 @@ def _weekly_rom(series: RomSeries) -> RomSeries:
                 high_deg=max(p.high_deg for p in week),
                 reps=sum(p.reps for p in week),
                 target_deg=week[-1].target_deg,
-                flags=flags,
+                flags=flag_totals(week),
             )
         )
     return replace(series, points=tuple(points))
@@ -247,16 +252,12 @@ class Measure:
 
 def measure_of(series: RomSeries) -> Measure:
     trend = series.trend
-    flagged: dict[str, int] = {}
-    for point in series.points:
-        for code, count in point.flags.items():
-            flagged[code] = flagged.get(code, 0) + count
     best = (max if series.direction > 0 else min)(p.best_deg for p in series.points)
     return Measure(
         series=series,
         first_deg=trend[0],
         latest_deg=trend[-1],
         best_deg=best,
-        flagged=flagged,
+        flagged=flag_totals(series.points),
         reps=sum(p.reps for p in series.points),
     )

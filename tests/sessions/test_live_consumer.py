@@ -6,7 +6,7 @@ import json
 import struct
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,14 +39,10 @@ T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
-def live_settings(settings: Any) -> Iterator[None]:
+def live_settings(settings: Any, eager_celery: None) -> None:
     # The local pose worker processes and Celery in-process, whatever the environment (the
     # production topology has its own test, with real `pose_worker` and Celery processes).
     settings.POSE_TRANSPORT = "local"
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = eager
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ after that. The real consumer over the real ASGI application, with real pose wor
 
 import json
 import time
-from collections.abc import Iterator
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from django.test import Client
 from django.urls import reverse
 
 from patients.session_lifetime import LAST_ACTIVITY
-from rehab.celery import app as celery_app
 from sessions import protocol
 from tests.conftest import World
 from tests.sessions.test_live_consumer import (
@@ -37,12 +35,8 @@ CLOSE_WITHIN_S = 5.0  # the issue's bound
 
 
 @pytest.fixture(autouse=True)
-def local_pose_workers(settings: Any) -> Iterator[None]:
+def local_pose_workers(settings: Any, eager_celery: None) -> None:
     settings.POSE_TRANSPORT = "local"
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = eager
 
 
 @pytest.fixture(scope="module")

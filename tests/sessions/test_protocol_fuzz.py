@@ -20,7 +20,7 @@ import struct
 import time
 import tracemalloc
 from collections import Counter, defaultdict
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +39,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from analysis.pose.frames import MAX_FRAME_BYTES, FrameError
 from rehab.asgi import application
-from rehab.celery import app as celery_app
 from sessions import protocol
 from sessions.models import ExerciseSession
 from sessions.pose_client import BUSY_ANSWER, FAILED_ANSWER, TIMEOUT_ANSWER
@@ -749,14 +748,10 @@ def warm_up(cookie: bytes, patient: Any, prescription: Any) -> None:
 
 
 @pytest.fixture
-def live_settings(settings: Any) -> Iterator[None]:
+def live_settings(settings: Any, eager_celery: None) -> None:
     # The local pose worker processes and Celery in-process whatever the environment, as in
     # tests/sessions/test_live_consumer.py. The rate limit and strike count stay as configured.
     settings.POSE_TRANSPORT = "local"
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = eager
 
 
 @pytest.mark.django_db(transaction=True)
