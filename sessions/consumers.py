@@ -2,10 +2,13 @@
 
 It validates, keeps one frame slot, hands the latest frame to a pose worker (sessions.pose_client),
 feeds the answer to the pure ExerciseTracker and sends what the tracker says. Repetitions go to
-Celery; session start, end and summary go through sessions.services.
+Celery as they are counted; when the connection ends, those counted on it are also stored directly
+(idempotently), so that none depends on Redis surviving. Session start, end and summary go through
+sessions.services.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -23,6 +26,7 @@ from analysis.pose.frames import FrameError
 from analysis.pose.worker import frame_pose_from_dict
 from analysis.repetitions import RepetitionMetrics
 from analysis.tracker import ExerciseTracker, Feedback, Stage
+from rehab.outages import REDIS_AWAY
 from sessions import protocol
 from sessions.live_users import live_access_problem, user_group
 from sessions.models import ExerciseSession
@@ -34,7 +38,7 @@ from sessions.selectors import (
     live_session_for_user,
     repetition_metrics_of_session,
 )
-from sessions.services import session_add_partial, session_complete
+from sessions.services import reps_record_missing, session_add_partial, session_complete
 from sessions.socket_cap import socket_claim, socket_release, too_many_sockets_error
 from sessions.tasks import record_rep
 
@@ -60,6 +64,15 @@ class SessionConsumer(AsyncWebsocketConsumer):
     watching: asyncio.Task[None] | None = None  # the periodic access check
 
     # --- connection ------------------------------------------------------------------------------
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_AWAY:
+            # The channel layer lost Redis (a restart, the network): this connection's channel and
+            # groups are gone with it, and no frame can reach a pose worker.
+            logger.warning("live connection lost Redis; closing it for the page to reconnect")
+            await self.layer_lost()
+
     async def connect(self) -> None:
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
         session = await database_sync_to_async(live_session_for_user)(
@@ -118,6 +131,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 session_group(self.session.pk), self.channel_name
             )
         await self.hand_over_reps()
+        await self.store_counted_reps()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None or self.ended or self.closing:
@@ -202,6 +216,32 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 return
             self.unsent.pop(0)
 
+    async def store_counted_reps(self) -> None:
+        """Store the repetitions counted on this connection that Celery has not stored yet: a
+        queue lost with Redis loses none of them. With the database away, Celery still has them
+        (its tasks retry)."""
+        if not self.reps:
+            return
+        try:
+            await database_sync_to_async(reps_record_missing)(
+                session=self.session, reps=list(self.reps)
+            )
+        except Exception:
+            logger.exception("could not store the connection's repetitions; Celery has them")
+
+    async def layer_lost(self) -> None:
+        """Stop, store what was counted, and close with 1013: the page reconnects, and its next
+        connection resumes from the stored repetitions."""
+        self.closing = True
+        for task in (getattr(self, "serving", None), self.watching):
+            if task is not None:
+                task.cancel()
+        if self.session is not None and not self.ended:
+            await self.store_counted_reps()
+        await self.close(code=protocol.CLOSE_TRY_AGAIN)
+        with contextlib.suppress(*REDIS_AWAY):  # back already (a blip): free the slot now
+            await self.leave()
+
     async def receive_control(self, text: str) -> None:
         message = protocol.parse_control(text)
         if isinstance(message, ProtocolError):
@@ -220,6 +260,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if self.serving is not None and self.serving is not asyncio.current_task():
             self.serving.cancel()
         await self.hand_over_reps()
+        await self.store_counted_reps()
         summary = await database_sync_to_async(_complete_and_summarise)(self.session, self.reps)
         await self.send_message({"type": "ended", "summary": summary})
         await self.close(code=1000)

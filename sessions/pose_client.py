@@ -31,6 +31,7 @@ from channels.layers import BaseChannelLayer
 from django.conf import settings
 
 from analysis.pose.worker import serve_frame_in_process, start_process_server
+from rehab.outages import REDIS_AWAY
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ REQUEST_CHANNEL = "pose-requests"
 TIMEOUT_ANSWER = {"error": "pose_timeout", "message": "The pose service did not answer in time."}
 FAILED_ANSWER = {"error": "pose_failed", "message": "The pose service failed on this frame."}
 BUSY_ANSWER = {"error": "pose_busy", "message": "The pose service is busy; frame skipped."}
+UNREACHABLE_ANSWER = {
+    "error": "pose_unreachable",
+    "message": "The pose service cannot be reached; frame skipped.",
+}
 
 
 class PoseClient(Protocol):
@@ -80,6 +85,8 @@ class ChannelPoseClient:
             return await asyncio.wait_for(answer, settings.POSE_TIMEOUT_S)
         except ChannelFull:
             return BUSY_ANSWER
+        except REDIS_AWAY:
+            return UNREACHABLE_ANSWER  # the consumer is closed for a reconnect (1013) meanwhile
         except TimeoutError:
             return TIMEOUT_ANSWER
         finally:

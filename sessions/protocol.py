@@ -56,6 +56,9 @@ bad messages in a row or a flood beyond the rate limit, 4409 the session was end
 4429 too many live sockets: the user already holds LIVE_MAX_SOCKETS_PER_USER of them, in any
      process (sessions/socket_cap.py); an ``error`` with code ``too_many_sockets`` comes first.
      The page must not reconnect.
+1013 try again later: the server lost Redis (a restart, the network) under the connection. The
+     repetitions counted on it are stored before the close; the page reconnects and its next
+     ``ready`` resumes the counts.
 """
 
 import json
@@ -88,6 +91,7 @@ CLOSE_ABUSE = 4408
 CLOSE_ENDED = 4409
 CLOSE_SIGNED_OUT = 4403
 CLOSE_TOO_MANY_SOCKETS = 4429
+CLOSE_TRY_AGAIN = 1013
 
 
 class ProtocolError(StrEnum):

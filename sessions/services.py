@@ -130,6 +130,16 @@ def rep_record(*, session: ExerciseSession, data: RepetitionMetrics) -> Repetiti
     return rep
 
 
+def reps_record_missing(*, session: ExerciseSession, reps: Sequence[RepetitionMetrics]) -> int:
+    """Store those of `reps` that are not stored yet (the live consumer's safety net: what it
+    queued for Celery may have been lost with Redis). Returns how many were missing."""
+    stored = set(session.repetitions.values_list("set_number", "index"))
+    missing = [rep for rep in reps if (rep.set_number, rep.index) not in stored]
+    for rep in missing:
+        rep_record(session=session, data=rep)
+    return len(missing)
+
+
 def _resummarise_if_closed(session: ExerciseSession) -> None:
     """A repetition that arrives after its session was closed (Celery lagging behind the live
     page) still counts in the session's summary."""

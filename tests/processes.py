@@ -128,6 +128,40 @@ class TcpProxy:
         self.listener.close()
 
 
+class RedisServer:
+    """A Redis of the test's own on a free port, without persistence, that the test may restart:
+    a restart loses every key, as it does in a deployment without persistence."""
+
+    def __init__(self) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as probe:
+            self.port: int = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.server = self._start()
+
+    def _start(self) -> Background:
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        server = Background([*argv, "--appendonly", "no"], dict(os.environ))
+        server.wait_for("Ready to accept connections")
+        return server
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.server = self._start()
+
+
+def web_server(env: dict[str, str]) -> tuple[Background, str]:
+    """daphne serving rehab.asgi in a process of its own (as in production); returns its URL."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "rehab.asgi:application"]
+    web = Background(argv, env)
+    web.wait_for("Listening on TCP address")
+    return web, f"http://127.0.0.1:{port}"
+
+
 def celery_worker(env: dict[str, str]) -> Background:
     worker = Background(
         [str(BIN / "celery"), "-A", "rehab", "worker", "--pool=solo", "--loglevel=info"], env
@@ -136,26 +170,30 @@ def celery_worker(env: dict[str, str]) -> Background:
     return worker
 
 
-@contextmanager
-def production_workers(pose_workers: int = 2) -> Iterator[list[Background]]:
-    """Pose workers and one Celery worker, ready; stopped afterwards. Needs PostgreSQL + Redis."""
-    env = {
+def production_env(redis_url: str = "") -> dict[str, str]:
+    """The environment of the production processes on the test database and the test Redis (or
+    the Redis at `redis_url`)."""
+    return {
         **os.environ,
         "DATABASE_URL": test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_URL": redis_url or settings.REDIS_URL,
         "POSE_TRANSPORT": "channels",
     }
+
+
+@contextmanager
+def production_workers(
+    pose_workers: int = 2, *, celery: bool = True, redis_url: str = ""
+) -> Iterator[list[Background]]:
+    """Pose workers and a Celery worker, ready; stopped afterwards. Needs PostgreSQL + Redis."""
+    env = production_env(redis_url)
     python = str(BIN / "python")
     started = [Background([python, "manage.py", "pose_worker"], env) for _ in range(pose_workers)]
-    started.append(
-        Background(
-            [str(BIN / "celery"), "-A", "rehab", "worker", "--pool=solo", "--loglevel=info"], env
-        )
-    )
     try:
-        for worker in started[:-1]:
+        for worker in started:
             worker.wait_for("pose worker ready")
-        started[-1].wait_for("ready.")
+        if celery:
+            started.append(celery_worker(env))
         yield started
     finally:
         for worker in started:

@@ -665,8 +665,8 @@ function onCue(message) {
   speak(message.text);
 }
 
-// A frame the pose workers could not take in time: load, not a fault of the page.
-const BUSY_CODES = new Set(["pose_timeout", "pose_busy"]);
+// A frame the pose workers could not take (in time): load or an outage, not a fault of the page.
+const BUSY_CODES = new Set(["pose_timeout", "pose_busy", "pose_unreachable"]);
 
 function onError(message) {
   markAnswered(message.seq);

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.processes import Background, production_workers
 
@@ -65,6 +65,15 @@ def screenshot(page: Page, name: str) -> Path:
 
 
 # --- The live session: a real ASGI server and a fake webcam --------------------------------------
+def start_the_squat(page: Page) -> None:
+    """From the patient's Today page: open the squat, start the camera, wait until it is live."""
+    squat = page.locator(".plan-item").filter(has=page.get_by_role("heading", name="Squat"))
+    squat.get_by_role("button").or_(squat.get_by_role("link")).first.click()
+    page.get_by_role("button", name="Start camera").click()
+    # "live": the webcam's stream plays and the WebSocket carries frames and answers.
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=30_000)
+
+
 SQUAT_VIDEO = Path(__file__).resolve().parents[1] / "fixtures" / "squat_side_rohanx01.mp4"
 
 

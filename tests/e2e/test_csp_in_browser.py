@@ -14,6 +14,8 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Browser, Page, Response, expect
 
+from tests.e2e.conftest import start_the_squat
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 REPORT_VIOLATIONS = """
@@ -128,11 +130,7 @@ def test_the_live_session_streams_under_the_policy(
     page = context.new_page()
     watch = PolicyWatch(page)
     sign_in(page, demo, "carla@demo.clinic", "demo-patient")
-    squat = page.locator(".plan-item").filter(has=page.get_by_role("heading", name="Squat"))
-    squat.get_by_role("button").or_(squat.get_by_role("link")).first.click()
-    page.get_by_role("button", name="Start camera").click()
-    # "live": the webcam's stream plays and the WebSocket carries frames and answers.
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=30_000)
+    start_the_squat(page)
     expect(page.locator("#angle")).not_to_have_text("—", timeout=30_000)  # a pose came back
     assert_clean(watch)
     context.close()

@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from patients.models import Patient
 from sessions.models import ExerciseSession
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, start_the_squat
 from tests.privacy import (
     CHECKOUT,
     database_findings,
@@ -53,12 +53,7 @@ def test_a_patient_squats_in_front_of_the_camera_and_every_repetition_is_recorde
     page.on("pageerror", lambda error: problems.append(str(error)))
     sign_in_as_carla(page, asgi_server)
 
-    squat = page.locator(".plan-item").filter(has=page.get_by_role("heading", name="Squat"))
-    squat.get_by_role("button").or_(squat.get_by_role("link")).first.click()
-    expect(page.get_by_role("heading", name="Squat")).to_be_visible()
-    page.get_by_role("button", name="Start camera").click()
-
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=30_000)
+    start_the_squat(page)
     reps = page.locator("#rep-counter")
     expect(reps).to_have_attribute("data-reps", "1", timeout=40_000)
     screenshot(page, "live_session")
@@ -116,10 +111,7 @@ def test_the_live_page_fits_a_phone(
     context = webcam_browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     sign_in_as_carla(page, asgi_server)
-    squat = page.locator(".plan-item").filter(has=page.get_by_role("heading", name="Squat"))
-    squat.get_by_role("button").or_(squat.get_by_role("link")).first.click()
-    page.get_by_role("button", name="Start camera").click()
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=30_000)
+    start_the_squat(page)
     page.wait_for_timeout(3000)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width} px)"

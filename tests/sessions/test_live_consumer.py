@@ -2,6 +2,7 @@
 auth, routing), with real pose worker processes and real frames from a real squat video."""
 
 import asyncio
+import contextlib
 import json
 import struct
 import threading
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import cv2
+import kombu.exceptions
 import numpy as np
 import pytest
+import redis.exceptions
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -494,3 +497,57 @@ def test_the_pose_worker_command_needs_redis(settings: Any) -> None:
     with pytest.raises(CommandError, match="REDIS_URL"):
         call_command("pose_worker")
     channel_layers.backends.clear()
+
+
+def test_losing_redis_stores_the_counted_repetitions_and_closes_for_a_reconnect(
+    world: World, squat_frames: list[tuple[float, bytes]], settings: Any, monkeypatch: Any
+) -> None:
+    """Redis goes away after the first repetition, with the broker unreachable too (its queue
+    would be lost with it): the consumer stores that repetition itself, closes with 1013, and the
+    page's next connection resumes at one repetition."""
+    settings.LIVE_MAX_FRAMES_PER_S = 1000
+    session = world.a.open_session
+    headers = headers_of(world.p.user)
+    counted = threading.Event()
+
+    def broker_away(session: ExerciseSession, rep: Any) -> None:
+        counted.set()
+        raise kombu.exceptions.OperationalError("Error 111 connecting to redis:6379.")
+
+    layer_class = type(get_channel_layer())
+    layer_receive = layer_class.receive
+
+    async def receive_until_redis_goes(layer: Any, channel: str) -> dict[str, Any]:
+        while not counted.is_set():
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(layer_receive(layer, channel), 0.05)
+        raise redis.exceptions.ConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr("sessions.consumers._queue_rep", broker_away)
+    monkeypatch.setattr(layer_class, "receive", receive_until_redis_goes)
+
+    async def scenario() -> dict[str, Any]:
+        comm = communicator(headers, session)
+        await connect_ready(comm)
+        for sequence, (capture_ms, jpeg) in enumerate(squat_frames, start=1):
+            await comm.send_to(bytes_data=frame(sequence, jpeg, capture_ms))
+            while (output := await comm.receive_output(timeout=30))["type"] != "websocket.close":
+                if json.loads(output["text"])["type"] in ("pose", "error"):
+                    break
+            else:
+                assert output.get("code") == protocol.CLOSE_TRY_AGAIN
+                break
+        else:
+            raise AssertionError("the connection stayed open although Redis was gone")
+        monkeypatch.undo()  # Redis is back
+        again = communicator(headers, session)
+        ready = await connect_ready(again)
+        await again.disconnect()
+        return ready
+
+    ready = run(scenario)
+    assert counted.is_set()
+    assert list(session.repetitions.values_list("set_number", "index")) == [(1, 1)]
+    assert ready["progress"] == {"set": 1, "reps": 1}
+    session.refresh_from_db()
+    assert session.status == ExerciseSession.Status.IN_PROGRESS

@@ -8,6 +8,8 @@ current frames instead of working off a backlog.
 """
 
 import asyncio
+import contextlib
+import logging
 import signal
 import time
 from typing import Any
@@ -16,7 +18,10 @@ from channels.layers import get_channel_layer
 from django.core.management.base import BaseCommand, CommandError
 
 from analysis.pose.worker import FrameServer
+from rehab.outages import REDIS_AWAY
 from sessions.pose_client import REQUEST_CHANNEL
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -32,23 +37,41 @@ class Command(BaseCommand):
         asyncio.run(serve(layer, server))
 
 
+# While Redis is away (a restart, the network), ask again after this long, growing to the max.
+RETRY_S, RETRY_MAX_S = 0.5, 5.0
+
+
 async def serve(layer: Any, server: FrameServer) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    retry_s = RETRY_S
     while not stopping.is_set():
-        receiving = asyncio.ensure_future(layer.receive(REQUEST_CHANNEL))
-        stopped = asyncio.ensure_future(stopping.wait())
-        done, _ = await asyncio.wait({receiving, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if receiving not in done:
-            receiving.cancel()
-            break
-        stopped.cancel()
-        request = receiving.result()
-        if time.time() > request.get("expires", 0):
-            continue
-        answer = server.serve(request["frame"], request["t"], request.get("tracking"))
-        await layer.send(
-            request["reply_to"], {"type": "pose.result", "id": request["id"], "answer": answer}
-        )
+        try:
+            await serve_one(layer, server, stopping)
+            retry_s = RETRY_S
+        except REDIS_AWAY:
+            # Whatever was in flight is lost (its consumer times out); wait for Redis to be back.
+            logger.warning("pose worker lost Redis; trying again in %.1f s", retry_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), retry_s)
+            retry_s = min(retry_s * 2, RETRY_MAX_S)
+
+
+async def serve_one(layer: Any, server: FrameServer, stopping: asyncio.Event) -> None:
+    """Take one request and answer it (or return when asked to stop)."""
+    receiving = asyncio.ensure_future(layer.receive(REQUEST_CHANNEL))
+    stopped = asyncio.ensure_future(stopping.wait())
+    done, _ = await asyncio.wait({receiving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if receiving not in done:
+        receiving.cancel()
+        return
+    stopped.cancel()
+    request = receiving.result()
+    if time.time() > request.get("expires", 0):
+        return
+    answer = server.serve(request["frame"], request["t"], request.get("tracking"))
+    await layer.send(
+        request["reply_to"], {"type": "pose.result", "id": request["id"], "answer": answer}
+    )
