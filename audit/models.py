@@ -52,6 +52,12 @@ class AuditEvent(models.Model):
         PROTOCOL_CHANGED = "protocol_changed", "Changed a protocol"
         ASSIGNMENT_CREATED = "assignment_created", "Assigned a protocol"
         ASSIGNMENT_CHANGED = "assignment_changed", "Changed an assignment"
+        PATIENT_REINVITED = "patient_reinvited", "Sent the patient a new invitation"
+        ALERT_ACKNOWLEDGED = "alert_acknowledged", "Acknowledged an alert"
+        # Changes made in the Django admin, on any audited model (audit.admin.AuditedModelAdmin).
+        ADMIN_ADDED = "admin_added", "Added in the admin"
+        ADMIN_CHANGED = "admin_changed", "Changed in the admin"
+        ADMIN_DELETED = "admin_deleted", "Deleted in the admin"
         # Refused access: an object that is not the user's, answered 404.
         ACCESS_DENIED = "access_denied", "Was refused access"
         # Accounts.

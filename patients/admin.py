@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from audit.admin import AuditedModelAdmin
 from patients.models import (
     Alert,
     Assignment,
@@ -13,14 +14,14 @@ from patients.models import (
 
 
 @admin.register(Therapist)
-class TherapistAdmin(admin.ModelAdmin):
+class TherapistAdmin(AuditedModelAdmin):
     list_display = ["__str__", "title", "clinic", "user"]
     search_fields = ["user__first_name", "user__last_name", "user__email", "clinic"]
     list_select_related = ["user"]
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(AuditedModelAdmin):
     list_display = ["__str__", "condition", "affected_side", "therapist", "created_at"]
     list_filter = ["affected_side", "therapist"]
     search_fields = ["user__first_name", "user__last_name", "user__email", "condition"]
@@ -42,7 +43,7 @@ class PrescriptionInline(admin.TabularInline):
 
 
 @admin.register(Protocol)
-class ProtocolAdmin(admin.ModelAdmin):
+class ProtocolAdmin(AuditedModelAdmin):
     list_display = ["name", "therapist", "updated_at"]
     list_filter = ["therapist"]
     search_fields = ["name", "notes"]
@@ -50,7 +51,7 @@ class ProtocolAdmin(admin.ModelAdmin):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(AuditedModelAdmin):
     list_display = ["patient", "protocol", "start_date", "end_date"]
     list_filter = ["protocol", "start_date"]
     search_fields = ["patient__user__last_name", "protocol__name"]
@@ -59,7 +60,7 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(PainReport)
-class PainReportAdmin(admin.ModelAdmin):
+class PainReportAdmin(AuditedModelAdmin):
     list_display = ["patient", "pain_nrs", "effort_borg", "reported_at"]
     list_filter = ["pain_nrs", "reported_at"]
     search_fields = ["patient__user__last_name", "comment"]
@@ -68,7 +69,7 @@ class PainReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(AuditedModelAdmin):
     list_display = ["patient", "kind", "message", "created_at", "acknowledged_at"]
     list_filter = ["kind", ("acknowledged_at", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["patient__user__last_name", "message"]

@@ -171,6 +171,8 @@ def patient_reinvite(request: TherapistRequest, patient_id: UUID) -> HttpRespons
         messages.info(request, f"{patient.full_name} has already set a password.")
     else:
         patient_invite(patient=patient, base_url=request.build_absolute_uri("/"))
+        # Never the link: whoever holds it can choose the patient's password.
+        audit_record(action=AuditEvent.Action.PATIENT_REINVITED, request=request, obj=patient)
         messages.success(request, f"The invitation was e-mailed to {patient.user.email} again.")
     return redirect("patient_detail", patient_id=patient.pk)
 
@@ -347,5 +349,9 @@ def exercise_edit(request: TherapistRequest, exercise_id: UUID) -> HttpResponse:
 @require_POST
 def alert_ack(request: TherapistRequest, alert_id: UUID) -> HttpResponse:
     alert = alert_get_for_user(user=request.user, alert_id=alert_id)
-    alert_acknowledge(alert=alert, user=request.user)
+    was_open = alert.acknowledged_at is None
+    alert = alert_acknowledge(alert=alert, user=request.user)
+    # Acknowledging again changes nothing (the first time and person stay): no entry.
+    if was_open:
+        audit_record(action=AuditEvent.Action.ALERT_ACKNOWLEDGED, request=request, obj=alert)
     return redirect("patient_detail", patient_id=alert.patient_id)

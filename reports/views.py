@@ -76,7 +76,8 @@ def report_detail(request: HttpRequest, report_id: UUID) -> HttpResponse:
 @login_required
 @never_cache
 def report_status(request: HttpRequest, report_id: UUID) -> JsonResponse:
-    """What the report page polls while Celery makes the PDF."""
+    """What the report page polls while Celery makes the PDF. Deliberately not audited: it is
+    polled every second or so, and the page and the download are (docs/audit.md)."""
     report = report_get_for_user(user=request.user, report_id=report_id)
     return JsonResponse(
         {

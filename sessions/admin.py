@@ -1,5 +1,9 @@
-from django.contrib import admin
+from uuid import UUID
 
+from django.contrib import admin
+from django.db.models import Model
+
+from audit.admin import AuditedModelAdmin
 from sessions.models import ExerciseSession, Repetition
 
 
@@ -18,7 +22,7 @@ class RepetitionInline(admin.TabularInline):
 
 
 @admin.register(ExerciseSession)
-class ExerciseSessionAdmin(admin.ModelAdmin):
+class ExerciseSessionAdmin(AuditedModelAdmin):
     list_display = [
         "patient",
         "exercise",
@@ -37,9 +41,14 @@ class ExerciseSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Repetition)
-class RepetitionAdmin(admin.ModelAdmin):
+class RepetitionAdmin(AuditedModelAdmin):
     list_display = ["session", "set_number", "index", "rom_deg", "duration_s", "peak_velocity_dps"]
     list_filter = ["side", "session__exercise"]
     search_fields = ["session__patient__user__last_name"]
     list_select_related = ["session__exercise"]
     raw_id_fields = ["session"]
+
+    def audit_patient_id(self, obj: Model) -> UUID | None:
+        # A repetition's patient is its session's.
+        rows = Repetition.objects.filter(pk=obj.pk).values_list("session__patient_id", flat=True)
+        return rows.first()
