@@ -4,7 +4,8 @@ Counters live in the default cache: Redis in production, so every web process co
 the same limit; process memory on the embedded defaults. Each counter is a fixed window: the
 first hit creates the key with `cache.add` (atomic: exactly one process creates it), later hits
 `cache.incr` it (atomic in Redis and in LocMemCache). The window number is part of the key, so
-a new window starts from zero and old keys expire on their own.
+a new window starts from zero and old keys expire on their own. While the cache's Redis is
+unreachable the limits are not counted (requests are served, with a warning in the log).
 
 The limits are settings (`RATE_LIMITS`, read on every request so that tests and operators can
 change them): `{"login": {"limit": 20, "per_s": 60}, ...}`.
@@ -25,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from rehab.client_ip import client_ip
+from rehab.outages import REDIS_AWAY
 
 logger = logging.getLogger(__name__)
 
@@ -116,9 +118,15 @@ def rate_limited(*, key: str, methods: Collection[str] | None = None) -> Callabl
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if counted is None or request.method in counted:
                 identity = identity_of(request)
-                verdict = rate_hit(
-                    key=key, identity=identity, rate=rate_of(key=key), now=time.time()
-                )
+                try:
+                    verdict = rate_hit(
+                        key=key, identity=identity, rate=rate_of(key=key), now=time.time()
+                    )
+                except REDIS_AWAY:
+                    # The counters' Redis is away (a restart): serve rather than fail every
+                    # sign-in and download meanwhile; the login lockout is in the database.
+                    logger.warning("rate limit %r not counted: its cache is unreachable", key)
+                    return view(request, *args, **kwargs)
                 if not verdict.allowed:
                     logger.warning("rate limit %r exceeded by %s", key, identity)
                     return too_many_requests(request, retry_after_s=verdict.retry_after_s)

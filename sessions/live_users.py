@@ -13,6 +13,7 @@ by hand), the password changed elsewhere, the user deleted. So each consumer als
 `live_access_problem` every LIVE_ACCESS_CHECK_S; that check also writes the socket's activity.
 """
 
+import asyncio
 import functools
 import time
 from importlib import import_module
@@ -37,10 +38,22 @@ def user_group(user_id: Any) -> str:
 def notify_user_signed_out(*, user_id: Any, session_key: str | None) -> None:
     """Close the user's live sockets: those of one browser session, or all (None)."""
     layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(
-            user_group(user_id), {"type": "user.signed_out", "session_key": session_key}
-        )
+    if layer is None:
+        return
+    group, message = user_group(user_id), {"type": "user.signed_out", "session_key": session_key}
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # plain synchronous code (requests, the admin, commands)
+        async_to_sync(layer.group_send)(group, message)
+        return
+    # Synchronous code called on an event loop's own thread, where async_to_sync refuses to run:
+    # the loop sends it as soon as this code gives control back.
+    task = loop.create_task(layer.group_send(group, message))
+    _sending.add(task)  # a task nobody references may be garbage-collected before it runs
+    task.add_done_callback(_sending.discard)
+
+
+_sending: set[asyncio.Task[None]] = set()
 
 
 def live_access_problem(

@@ -1,5 +1,6 @@
 """Rate limits on sign-in, invitation links, report requests and exports (rehab/ratelimit.py)."""
 
+import socket
 import time
 from typing import Any, cast
 
@@ -166,3 +167,23 @@ def test_with_redis_every_process_counts_against_the_same_limit(
     other_process.incrby(key, 4)  # four downloads served by another process
     assert client.get(export_url(world)).status_code == 429
     assert client_for(world, "patient_p").get(export_url(world)).status_code == 200
+
+
+def test_with_the_counters_redis_away_requests_are_served_and_a_warning_logged(
+    world: World, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        closed_port = probe.getsockname()[1]  # nothing listens there once the probe is closed
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{closed_port}/0",
+        }
+    }
+    limit(settings, "export", to=1)
+    client = client_for(world, "therapist_a")
+    assert [client.get(export_url(world)).status_code for _ in range(2)] == [200, 200]
+    right = {"username": "therapist.a@example.org", "password": PASSWORD}
+    assert Client().post(reverse("login"), right).status_code == 302
+    assert "rate limit 'export' not counted: its cache is unreachable" in caplog.messages
+    assert "rate limit 'login' not counted: its cache is unreachable" in caplog.messages

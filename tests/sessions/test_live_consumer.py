@@ -78,12 +78,17 @@ def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 def headers_of(user: Any, origin: bytes = ORIGIN) -> list[tuple[bytes, bytes]]:
     """The browser's handshake headers: its origin and, when logged in, the session cookie."""
-    headers = [(b"origin", origin)]
-    if user is not None:
-        client = Client()
-        client.force_login(user)
-        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
-    return headers
+    if user is None:
+        return [(b"origin", origin)]
+    client = Client()
+    client.force_login(user)
+    return browser_headers(client, origin)
+
+
+def browser_headers(client: Client, origin: bytes = ORIGIN) -> list[tuple[bytes, bytes]]:
+    """The handshake headers of the browser behind a signed-in test client."""
+    cookie = client.cookies[settings_module.SESSION_COOKIE_NAME].value
+    return [(b"origin", origin), (b"cookie", f"sessionid={cookie}".encode())]
 
 
 def communicator(headers: list[tuple[bytes, bytes]], session: ExerciseSession) -> Any:

@@ -18,8 +18,10 @@ from django.urls import reverse
 
 from patients.session_lifetime import LAST_ACTIVITY
 from sessions import protocol
+from sessions.live_users import notify_user_signed_out
 from tests.conftest import World
 from tests.sessions.test_live_consumer import (
+    browser_headers,
     communicator,
     connect_ready,
     frame,
@@ -30,7 +32,6 @@ from tests.sessions.test_live_consumer import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-ORIGIN = b"http://testserver"
 CLOSE_WITHIN_S = 5.0  # the issue's bound
 
 
@@ -52,8 +53,7 @@ def signed_in(user: Any) -> tuple[Client, list[tuple[bytes, bytes]]]:
     """A browser signed in as `user`: its HTTP client and its WebSocket handshake headers."""
     client = Client()
     client.force_login(user)
-    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME].value
-    return client, [(b"origin", ORIGIN), (b"cookie", f"sessionid={cookie}".encode())]
+    return client, browser_headers(client)
 
 
 def session_key_of(client: Client) -> str:
@@ -134,6 +134,23 @@ def test_deactivating_the_user_closes_every_live_socket_of_theirs_within_5_s(
         return [await closes_for_sign_out(comm) for comm in sockets]
 
     assert all(took < CLOSE_WITHIN_S for took in run(scenario))
+
+
+def test_a_sign_out_notified_from_an_event_loops_own_thread_still_closes_the_sockets(
+    world: World,
+) -> None:
+    """Synchronous code running on an event loop's thread (where async_to_sync refuses to run),
+    e.g. a deactivation saved from a script under Playwright's loop: the loop sends it."""
+    user = world.p.user
+    _, headers = signed_in(user)
+
+    async def scenario() -> float:
+        comm = communicator(headers, world.a.open_session)
+        await connect_ready(comm)
+        notify_user_signed_out(user_id=user.pk, session_key=None)  # no await: sync code
+        return await closes_for_sign_out(comm)
+
+    assert run(scenario) < CLOSE_WITHIN_S
 
 
 def test_a_frame_sent_after_signing_out_gets_no_pose_answer(world: World, jpeg: bytes) -> None:

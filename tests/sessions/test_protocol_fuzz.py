@@ -32,7 +32,6 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
-from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -60,6 +59,7 @@ from sessions.protocol import (
     parse_frame,
 )
 from sessions.services import session_start
+from tests.sessions.test_live_consumer import headers_of
 
 T = TypeVar("T")
 
@@ -334,7 +334,6 @@ def test_error_text_covers_every_protocol_error() -> None:
 # messages in parse_frame, MAX_TEXT_BYTES characters for text in parse_control.
 DAPHNE_MAX_MESSAGE = 1024 * 1024
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-ORIGIN = b"http://testserver"
 
 MESSAGES_REQUIRED = 10_000
 CONNECTIONS = 135  # hypothesis examples: one connection each (plus reconnections after a close)
@@ -574,19 +573,19 @@ def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return thread.submit(asyncio.run, scenario()).result()
 
 
-def cookie_of(user: Any) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
 class LiveFuzzer:
     """Sends generated messages one at a time to the real consumer and checks each reaction
     against the Model: the documented answer, or a documented close (then reconnects)."""
 
-    def __init__(self, record: FuzzRecord, cookie: bytes, patient: Any, prescription: Any) -> None:
+    def __init__(
+        self,
+        record: FuzzRecord,
+        headers: list[tuple[bytes, bytes]],
+        patient: Any,
+        prescription: Any,
+    ) -> None:
         self.record = record
-        self.headers = [(b"origin", ORIGIN), (b"cookie", cookie)]
+        self.headers = headers
         self.patient = patient
         self.prescription = prescription
         self.comm: Any = None
@@ -731,10 +730,10 @@ class LiveFuzzer:
         await self.disconnect()
 
 
-def warm_up(cookie: bytes, patient: Any, prescription: Any) -> None:
+def warm_up(headers: list[tuple[bytes, bytes]], patient: Any, prescription: Any) -> None:
     """One short session before measuring: a real frame (the pose worker processes start and
     load their models) and the end (completing a session loads the charts behind the alerts)."""
-    fuzzer = LiveFuzzer(FuzzRecord(), cookie, patient, prescription)
+    fuzzer = LiveFuzzer(FuzzRecord(), headers, patient, prescription)
 
     async def scenario() -> None:
         try:
@@ -759,12 +758,12 @@ def test_generated_streams_are_answered_or_closed_as_documented_with_bounded_mem
     world: Any, live_settings: None
 ) -> None:
     record = FuzzRecord()
-    cookie = cookie_of(world.p.user)
+    headers = headers_of(world.p.user)
     prescription = world.a.open_session.prescription
     log = ErrorLog(record)
     logging.getLogger().addHandler(log)
     tracemalloc.start()
-    warm_up(cookie, world.p, prescription)
+    warm_up(headers, world.p, prescription)
     record.memory_after.append(application_memory())
     started = time.monotonic()
 
@@ -777,7 +776,7 @@ def test_generated_streams_are_answered_or_closed_as_documented_with_bounded_mem
         )
     )
     def one_connection(stream: list[Generated]) -> None:
-        fuzzer = LiveFuzzer(record, cookie, world.p, prescription)
+        fuzzer = LiveFuzzer(record, headers, world.p, prescription)
 
         async def scenario() -> None:
             # A task that failed unobserved is reported to this handler when it is collected.
