@@ -42,6 +42,16 @@ def get_or_404(queryset: QuerySet[M], pk: UUID | str) -> M:
         raise Http404 from None
 
 
+def visible_to(queryset: QuerySet[M], user: User) -> QuerySet[M]:
+    """Rows of a model with a `patient`: those of the therapist's patients, or the patient's own;
+    anyone else gets Http404."""
+    if therapist := therapist_of(user):
+        return queryset.filter(patient__therapist=therapist)
+    if patient := patient_of(user):
+        return queryset.filter(patient=patient)
+    raise Http404
+
+
 def patient_get_for_user(*, user: User, patient_id: UUID) -> Patient:
     if therapist := therapist_of(user):
         return get_or_404(

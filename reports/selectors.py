@@ -7,12 +7,11 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import Avg, Count, Max, Min, Q
-from django.http import Http404
 from django.utils import timezone
 
 from analysis.progress import Progress, RomSeries, SessionRom, Week, Wellbeing, mondays
 from patients.models import Assignment, Exercise, PainReport, Patient
-from patients.selectors import User, expected_sessions, get_or_404, patient_of, therapist_of
+from patients.selectors import User, expected_sessions, get_or_404, visible_to
 from reports.models import ProgressReport
 from sessions.models import ExerciseSession, Repetition
 
@@ -205,13 +204,7 @@ def _wellbeing(sessions: Any) -> list[Wellbeing]:
 def report_get_for_user(*, user: User, report_id: UUID) -> ProgressReport:
     """A report is for the patient's therapist and the patient; the PDF bytes are not loaded."""
     queryset = ProgressReport.objects.defer("pdf").select_related("patient__user")
-    if therapist := therapist_of(user):
-        queryset = queryset.filter(patient__therapist=therapist)
-    elif patient := patient_of(user):
-        queryset = queryset.filter(patient=patient)
-    else:
-        raise Http404
-    return get_or_404(queryset, report_id)
+    return get_or_404(visible_to(queryset, user), report_id)
 
 
 def reports_of_patient(*, patient: Patient) -> list[ProgressReport]:

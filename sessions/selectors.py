@@ -6,28 +6,24 @@ from dataclasses import dataclass, fields
 from uuid import UUID
 
 from django.db.models import QuerySet
-from django.http import Http404
 from django.utils import timezone
 
 from analysis.repetitions import RepetitionMetrics
 from analysis.tracker import Plan
 from patients.models import Assignment, Patient, Prescription
-from patients.selectors import User, assignment_lines_prefetch, patient_of, therapist_of
+from patients.selectors import (
+    User,
+    assignment_lines_prefetch,
+    get_or_404,
+    patient_of,
+    visible_to,
+)
 from sessions.models import ExerciseSession, Repetition
 
 
 def session_get_for_user(*, user: User, session_id: UUID) -> ExerciseSession:
     queryset = ExerciseSession.objects.select_related("exercise", "patient__user", "prescription")
-    if therapist := therapist_of(user):
-        queryset = queryset.filter(patient__therapist=therapist)
-    elif patient := patient_of(user):
-        queryset = queryset.filter(patient=patient)
-    else:
-        raise Http404
-    try:
-        return queryset.get(pk=session_id)
-    except (ExerciseSession.DoesNotExist, ValueError):
-        raise Http404 from None
+    return get_or_404(visible_to(queryset, user), session_id)
 
 
 def sessions_of_patient(*, patient: Patient) -> QuerySet[ExerciseSession]:

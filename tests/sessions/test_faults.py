@@ -16,10 +16,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from analysis.repetitions import RepetitionMetrics
 from sessions.models import ExerciseSession, Repetition
 from sessions.tasks import record_rep
-from tests.conftest import World
+from tests.conftest import World, rep_data
 from tests.processes import Background, TcpProxy, celery_worker
 from tests.processes import test_database_url as database_url
 
@@ -36,22 +35,7 @@ PER_SET = 40
 
 
 def repetition(n: int) -> dict:
-    rom = 80.0 + n % 7
-    return asdict(
-        RepetitionMetrics(
-            set_number=1 + n // PER_SET,
-            index=1 + n % PER_SET,
-            side="right",
-            start_s=3.0 * n,
-            end_s=3.0 * n + 2.5,
-            min_deg=5.0,
-            max_deg=5.0 + rom,
-            rom_deg=rom,
-            duration_s=2.5,
-            peak_velocity_dps=90.0,
-            trace_deg=[5.0, 40.0, 5.0 + rom, 40.0, 5.0],
-        )
-    )
+    return asdict(rep_data(set_number=1 + n // PER_SET, index=1 + n % PER_SET, rom=80.0 + n % 7))
 
 
 def worker_env(**extra: str) -> dict[str, str]:
