@@ -73,18 +73,23 @@ class JointAngle:
 
 @dataclass(frozen=True)
 class RepThresholds:
-    """Hysteresis for repetition counting, in clinical degrees.
+    """What the repetition counter (analysis.reps) needs of an exercise, in clinical degrees.
 
-    A repetition starts when the angle leaves `rest_deg` and counts when it passes `peak_deg` and
-    comes back to `rest_deg`. The gap between them keeps noise near one threshold from counting.
-    Peak above rest means the exercise moves the angle up (squat), below means down (knee extension
-    from sitting).
+    `rest_deg` and `peak_deg` are the textbook start and turning angles: they give the direction of
+    the movement (peak above rest: the angle goes up, as in a squat; below: down, as in a knee
+    extension from sitting) and the range expected of a first repetition before the patient's own
+    is known. No repetition has to reach them: the counter follows the patient's own range.
+    `min_amplitude_deg` and `min_duration_s` (time beyond the middle of the repetition's range)
+    are absolute floors against noise, fidgeting and landmark glitches.
+    `rests_at_either_end`: the exercise may be started from either end of its range (a press begun
+    at lockout); the counter rests where the first movement starts.
     """
 
     rest_deg: float
     peak_deg: float
-    min_duration_s: float = 0.8
+    min_duration_s: float = 0.3
     min_amplitude_deg: float = 20.0
+    rests_at_either_end: bool = False
 
     def __post_init__(self) -> None:
         if abs(self.peak_deg - self.rest_deg) < 10:
@@ -165,7 +170,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.BOTH_TOGETHER,
         default_target_deg=90,
         thresholds=RepThresholds(
-            rest_deg=20, peak_deg=60, min_duration_s=1.0, min_amplitude_deg=40
+            rest_deg=20, peak_deg=60, min_duration_s=0.3, min_amplitude_deg=20
         ),
         instructions=(
             "Stand with feet hip-width apart, side-on to the camera. Sit back and down as if onto "
@@ -190,7 +195,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.BOTH_TOGETHER,
         default_target_deg=90,
         thresholds=RepThresholds(
-            rest_deg=20, peak_deg=65, min_duration_s=1.2, min_amplitude_deg=40
+            rest_deg=20, peak_deg=65, min_duration_s=0.5, min_amplitude_deg=25
         ),
         instructions=(
             "Sit on a firm chair, side-on to the camera, feet flat. Lean forward and stand up "
@@ -214,7 +219,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.ALTERNATING,
         default_target_deg=90,
         thresholds=RepThresholds(
-            rest_deg=20, peak_deg=60, min_duration_s=1.0, min_amplitude_deg=40
+            rest_deg=20, peak_deg=60, min_duration_s=0.3, min_amplitude_deg=25
         ),
         instructions=(
             "Stand side-on to the camera. Step forward and lower the back knee towards the floor "
@@ -239,7 +244,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.ONE_SIDE,
         default_target_deg=90,
         thresholds=RepThresholds(
-            rest_deg=20, peak_deg=50, min_duration_s=1.5, min_amplitude_deg=25
+            rest_deg=20, peak_deg=50, min_duration_s=0.5, min_amplitude_deg=15
         ),
         instructions=(
             "Lie on your back with the camera at your side. Slide the heel towards your buttock, "
@@ -262,7 +267,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.ONE_SIDE,
         default_target_deg=0,
         thresholds=RepThresholds(
-            rest_deg=60, peak_deg=20, min_duration_s=1.0, min_amplitude_deg=30
+            rest_deg=60, peak_deg=20, min_duration_s=0.3, min_amplitude_deg=15
         ),
         instructions=(
             "Sit tall on a chair, side-on to the camera. Straighten the knee fully, tighten the "
@@ -284,7 +289,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.ONE_SIDE,
         default_target_deg=45,
         thresholds=RepThresholds(
-            rest_deg=10, peak_deg=30, min_duration_s=1.0, min_amplitude_deg=20
+            rest_deg=10, peak_deg=30, min_duration_s=0.3, min_amplitude_deg=15
         ),
         instructions=(
             "Lie on your back with the camera at your side, the other knee bent. Tighten the thigh "
@@ -305,7 +310,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         angle_space_reason=_IN_PLANE_FRONT,
         laterality=Laterality.ONE_SIDE,
         default_target_deg=30,
-        thresholds=RepThresholds(rest_deg=8, peak_deg=20, min_duration_s=1.0, min_amplitude_deg=12),
+        thresholds=RepThresholds(rest_deg=8, peak_deg=20, min_duration_s=0.3, min_amplitude_deg=10),
         instructions=(
             "Stand facing the camera, holding a chair for balance. Lift the leg out to the side "
             "with the toes pointing forward, hold, lower slowly."
@@ -326,7 +331,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.ONE_SIDE,
         default_target_deg=160,
         thresholds=RepThresholds(
-            rest_deg=30, peak_deg=90, min_duration_s=1.0, min_amplitude_deg=45
+            rest_deg=30, peak_deg=90, min_duration_s=0.3, min_amplitude_deg=20
         ),
         instructions=(
             "Stand side-on to the camera. Raise the straight arm forwards and up as high as is "
@@ -349,7 +354,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.ONE_SIDE,
         default_target_deg=160,
         thresholds=RepThresholds(
-            rest_deg=30, peak_deg=90, min_duration_s=1.0, min_amplitude_deg=45
+            rest_deg=30, peak_deg=90, min_duration_s=0.3, min_amplitude_deg=20
         ),
         instructions=(
             "Stand facing the camera. Raise the straight arm out to the side and up as high as is "
@@ -368,7 +373,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.BOTH_TOGETHER,
         default_target_deg=90,
         thresholds=RepThresholds(
-            rest_deg=25, peak_deg=70, min_duration_s=1.0, min_amplitude_deg=40
+            rest_deg=25, peak_deg=70, min_duration_s=0.3, min_amplitude_deg=20
         ),
         instructions=(
             "Stand side-on to the camera holding light weights. Raise both straight arms in front "
@@ -391,7 +396,11 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.BOTH_TOGETHER,
         default_target_deg=165,
         thresholds=RepThresholds(
-            rest_deg=100, peak_deg=145, min_duration_s=1.0, min_amplitude_deg=35
+            rest_deg=100,
+            peak_deg=145,
+            min_duration_s=0.3,
+            min_amplitude_deg=20,
+            rests_at_either_end=True,
         ),
         instructions=(
             "Stand facing the camera, hands at shoulder height with elbows out to the sides. Press "
@@ -414,7 +423,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.ONE_SIDE,
         default_target_deg=130,
         thresholds=RepThresholds(
-            rest_deg=30, peak_deg=90, min_duration_s=0.8, min_amplitude_deg=45
+            rest_deg=30, peak_deg=90, min_duration_s=0.3, min_amplitude_deg=20
         ),
         instructions=(
             "Stand side-on to the camera, upper arm by your side. Bend the elbow to bring the hand "
@@ -436,7 +445,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.BOTH_TOGETHER,
         default_target_deg=90,
         thresholds=RepThresholds(
-            rest_deg=30, peak_deg=70, min_duration_s=0.8, min_amplitude_deg=40
+            rest_deg=30, peak_deg=70, min_duration_s=0.3, min_amplitude_deg=20
         ),
         instructions=(
             "Side-on to the camera, hands under the shoulders and body in a straight line (on the "
@@ -460,7 +469,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.BOTH_TOGETHER,
         default_target_deg=150,
         thresholds=RepThresholds(
-            rest_deg=40, peak_deg=120, min_duration_s=0.4, min_amplitude_deg=60
+            rest_deg=40, peak_deg=120, min_duration_s=0.3, min_amplitude_deg=30
         ),
         instructions=(
             "Stand facing the camera. Jump the feet apart while swinging the arms out and up "

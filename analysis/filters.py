@@ -164,5 +164,5 @@ def butterworth_zero_phase(
     for start, stop in gap_free_runs(filled):
         # Each run alone: filtering across a NaN would spread it over the whole signal.
         padlen = min(default_padlen, stop - start - 1)
-        smoothed[start:stop] = filtfilt(b, a, filled[start:stop], padlen=padlen)
+        smoothed[start:stop] = filtfilt(b, a, filled[start:stop], padtype="constant", padlen=padlen)
     return smoothed

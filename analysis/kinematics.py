@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.exercises import AngleSpace, CameraView, ExerciseDefinition, JointAngle
+from analysis.exercises import AngleSpace, CameraView, ExerciseDefinition, JointAngle, Plane
 from analysis.landmarks import Landmark
 
 # Below this BlazePose visibility a landmark is a guess (often an occluded limb), not a measurement.
@@ -69,6 +69,57 @@ def joint_angle_deg(
     offset = raw - angle.raw_at_zero_deg
     clinical = offset if angle.increases_with_motion else -offset
     return np.where(visible(poses, *indices), clinical, np.nan)
+
+
+# The movement's plane seen this obliquely or less is measured in the image, where angles in the
+# plane are exact; more obliquely, a 2D angle is foreshortened (a squat seen from the front shows a
+# fraction of its knee flexion) and the world landmarks measure it better. Between the two limits
+# the space chosen last is kept, so that a patient standing at about 45 deg does not flip the
+# angle between two estimates from frame to frame.
+IN_PLANE_MAX_DEG = 35.0
+OUT_OF_PLANE_MIN_DEG = 55.0
+
+
+def plane_obliquity_deg(world: np.ndarray, plane: Plane) -> np.ndarray:
+    """(T,) how far the body's plane of the movement is turned away from the image plane, in
+    degrees (0: seen face-on), from world landmarks (T, 33, 3); NaN without a pose.
+
+    The body's left-right axis (shoulders and hips) lies in the frontal plane and is the normal of
+    the sagittal plane. BlazePose's world z is depth, so the axis's elevation out of the image
+    plane is 0 deg facing the camera and 90 deg side-on.
+    """
+    across = (world[:, Landmark.LEFT_SHOULDER] - world[:, Landmark.RIGHT_SHOULDER]) + (
+        world[:, Landmark.LEFT_HIP] - world[:, Landmark.RIGHT_HIP]
+    )
+    side_on_deg = np.degrees(np.arctan2(np.abs(across[:, 2]), np.hypot(across[:, 0], across[:, 1])))
+    if plane is Plane.SAGITTAL:
+        return 90.0 - side_on_deg
+    return side_on_deg  # frontal (and transverse, which no camera sees face-on when standing)
+
+
+class AngleSpaceChooser:
+    """Frame by frame, the space an exercise's angle is measured in: its own (exercise.angle_space)
+    while the camera sees the movement's plane, the world landmarks when it does not."""
+
+    def __init__(self, exercise: ExerciseDefinition) -> None:
+        self.exercise = exercise
+        self.space = exercise.angle_space
+
+    def __call__(self, obliquity_deg: float) -> AngleSpace:
+        if self.exercise.angle_space is AngleSpace.WORLD_3D or not np.isfinite(obliquity_deg):
+            return self.space
+        if obliquity_deg <= IN_PLANE_MAX_DEG:
+            self.space = AngleSpace.IMAGE_2D
+        elif obliquity_deg >= OUT_OF_PLANE_MIN_DEG:
+            self.space = AngleSpace.WORLD_3D
+        return self.space
+
+
+def world_space_frames(poses: PoseSeries, exercise: ExerciseDefinition) -> np.ndarray:
+    """(T,) True in the frames whose angle AngleSpaceChooser measures from the world landmarks."""
+    choose = AngleSpaceChooser(exercise)
+    obliquity = plane_obliquity_deg(poses.world, exercise.plane)
+    return np.array([choose(float(o)) is AngleSpace.WORLD_3D for o in obliquity], dtype=bool)
 
 
 def visible(poses: PoseSeries, *landmarks: Landmark) -> np.ndarray:

@@ -1,21 +1,41 @@
-"""Repetition detection: a hysteresis state machine over a smoothed joint angle, sample by sample.
+"""Repetition detection: a hysteresis state machine over a smoothed joint angle, sample by sample,
+whose thresholds follow the movement itself.
 
 The same counter serves live sessions (fed as frames arrive) and video analysis (fed a whole
 filtered series). Everything is expressed on a "motion signal" s = direction * angle, so that the
-movement always goes *up* from rest towards the peak threshold, whichever way the joint moves:
+movement always goes *up* from rest towards the target, whichever way the joint moves:
 
-    SETTLING --(s stays below rest for settle_s)--> REST --(s rises above rest)--> MOVING
-    MOVING --(s back below rest)--> REST, and the excursion is judged:
-        full repetition: reached the peak threshold, with the minimum amplitude and duration;
-        partial: got at least halfway from rest to peak (reported, never counted);
-        otherwise: noise, ignored.
+    REST      follows the lowest point (the trough)  --(s rises `onset` above it)-->  RISING
+    RISING    follows the highest point (the crest)  --(s falls `onset` below it)-->  RETURNING
+    RETURNING follows the lowest point since the crest; s above the crest again: RISING. It ends
+              - at once when s is back within RETURN_NEAR of the way to where it started,
+              - or, once s has come back at least `needed`, when it turns up again or stays
+                there for SETTLE_S (a patient who does not return all the way between reps),
+              and the excursion is judged:
+        full repetition: it rose and came back at least `needed`, and stayed beyond the middle
+                         of its range for min_duration_s (a landmark glitch is a brief spike);
+        partial: it rose at least the exercise's floor but missed one of those (reported with
+                 the reason, not counted);
+        otherwise: noise (fidgeting, shifting weight), ignored.
 
-A gap in the signal longer than max_gap_s (patient out of view) drops the repetition in progress
-and settles again, rather than guessing what happened.
+No fixed angle has to be reached. `needed` is COUNT_SHARE of the movement's expected range:
+the median of the last repetitions counted in the set, or before the first one the patient's own
+recent range (`expected_rom_deg`, from their last sessions) capped by the exercise's textbook
+rest-to-peak range, and never less than the exercise's floor (`min_amplitude_deg`), which keeps
+noise out. A patient who tires is still counted as the range shrinks; a patient with a limited
+range is counted on theirs. The range reached is still recorded and judged against the target.
+
+A stream that starts mid-movement (a video, a session joined late) has no trough before its
+first rise: that excursion counts only if the rise seen covers START_SHARE of its return. A
+stream that ends on the way back counts its last repetition once it came back END_SHARE of the
+way (`finish`). Exercises that may start from either end (`rests_at_either_end`, e.g. a press
+begun at lockout) count from whichever end the first movement leaves. A gap in the signal longer
+than max_gap_s drops the repetition in progress rather than guessing what happened; shorter gaps
+(a limb passing behind the body) are bridged.
 """
 
 import math
-from collections import deque
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,14 +49,21 @@ from analysis.repetitions import RepetitionMetrics
 # A hold counts while the angle is within this many degrees short of the target (or beyond it).
 HOLD_BAND_DEG = 10.0
 TRACE_HZ = 10.0  # the stored angle trace of a repetition: one value per 0.1 s
+ONSET_TOLERANCE_DEG = 1.0  # within this of the trough, the motion has not begun
 REST_LOOKBACK_S = 3.0  # how far back a repetition's onset is looked for
-ONSET_TOLERANCE_DEG = 1.0  # within this of the lowest angle at rest, the motion has not begun
+COUNT_SHARE = 0.4  # of the expected range, both ways, for a repetition to count
+RANGE_MEMORY = 3  # counted repetitions whose median range is the expected range
+RETURN_NEAR = 0.25  # back within this share of the rise from the start: the return is complete
+SETTLE_S = 0.5  # still this long after coming back far enough: the return is complete
+START_SHARE = 0.75  # of its return, for a first excursion joined mid-way to count
+END_SHARE = 0.5  # of its rise, for a last return cut off by the end of the stream to count
+MAX_GAP_S = 2.0
 
 
 class Phase(StrEnum):
-    SETTLING = "settling"
     REST = "rest"
-    MOVING = "moving"
+    RISING = "rising"
+    RETURNING = "returning"
 
 
 @dataclass(frozen=True)
@@ -54,11 +81,18 @@ class Sample:
 
 @dataclass(frozen=True)
 class PartialRepetition:
+    """A deliberate movement that did not count: why, and how far it got."""
+
     set_number: int
     side: str
     start_s: float
     end_s: float
     peak_deg: float
+    needed_deg: float  # the range it had to cover
+    rom_deg: float  # the range it covered
+    # "short": not far enough; "not_back": did not come back; "brief": a spike (often a landmark
+    # glitch); "joined": under way when counting began
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -77,22 +111,24 @@ class RepetitionCounter:
         *,
         side: str,
         target_deg: float | None = None,
+        expected_rom_deg: float | None = None,
         set_number: int = 1,
-        settle_s: float = 0.3,
-        max_gap_s: float = 1.0,
+        max_gap_s: float = MAX_GAP_S,
     ) -> None:
-        if side not in ("left", "right"):
-            raise ValueError(f"side must be 'left' or 'right', not {side!r}")
+        """`side` is "left", "right" or "both" (both limbs: the one further into the movement is
+        followed, as for alternating exercises). `expected_rom_deg` is the patient's own recent
+        range of motion in this exercise, when known."""
+        if side not in ("left", "right", "both"):
+            raise ValueError(f"side must be 'left', 'right' or 'both', not {side!r}")
         self.exercise = exercise
         self.side = side
         self.target_deg = exercise.default_target_deg if target_deg is None else target_deg
-        self.settle_s = settle_s
         self.max_gap_s = max_gap_s
         thresholds = exercise.thresholds
-        self._direction = thresholds.direction
-        self._rest = self._direction * thresholds.rest_deg
-        self._peak = self._direction * thresholds.peak_deg
-        self._halfway = (self._rest + self._peak) / 2
+        self._min_amplitude_deg = thresholds.min_amplitude_deg
+        textbook = abs(thresholds.peak_deg - thresholds.rest_deg)
+        own = expected_rom_deg if expected_rom_deg and expected_rom_deg > 0 else math.inf
+        self._prior_rom_deg = min(textbook, own)
         self.reps: list[RepetitionMetrics] = []
         self.partials: list[PartialRepetition] = []
         self.start_set(set_number)
@@ -101,22 +137,31 @@ class RepetitionCounter:
     @property
     def hold_s(self) -> float:
         """How long the angle has been in the target band without leaving it, in this repetition."""
-        if self.phase is not Phase.MOVING or self._band_since is None:
+        if self.phase is Phase.REST or self._band_since is None:
             return 0.0
         return self._last_t - self._band_since
+
+    @property
+    def needed_deg(self) -> float:
+        """The range a movement must cover (out and back) to count, in degrees."""
+        recent = [
+            rep.rom_deg for rep in self.reps[-RANGE_MEMORY:] if rep.set_number == self.set_number
+        ]
+        expected = statistics.median(recent) if recent else self._prior_rom_deg
+        return max(self._min_amplitude_deg, COUNT_SHARE * expected)
+
+    @property
+    def moving(self) -> bool:
+        return self.phase is not Phase.REST
 
     def start_set(self, set_number: int, *, reps_done: int = 0) -> None:
         """Count a new set from its first repetition (or after `reps_done`, when resuming)."""
         self.set_number = set_number
         self.index_in_set = reps_done
-        self.phase = Phase.SETTLING
-        self._settled_since: float | None = None
-        self._rest_window: deque[_Point] = deque()
-        self._moving: list[_Point] = []
-        self._floor = math.inf
-        self._band_since: float | None = None
-        self._longest_hold_s = 0.0  # in the repetition under way
+        self._direction = self.exercise.thresholds.direction
+        self._oriented = not self.exercise.thresholds.rests_at_either_end
         self._last_t = -math.inf
+        self._restart()
 
     # --- feeding ---------------------------------------------------------------------------------
     def update(self, sample: Sample) -> RepetitionMetrics | PartialRepetition | None:
@@ -124,37 +169,40 @@ class RepetitionCounter:
         point = self._point(sample)
         if point is None:
             return None
+        event = None
         if point.t_s - self._last_t > self.max_gap_s:
-            self._resettle()
+            event = self._end_of_stream() if self._stream_started else None
+            self._restart()
         self._last_t = point.t_s
-        if self.phase is Phase.SETTLING:
-            self._settle(point)
-            return None
-        if self.phase is Phase.REST:
-            self._rest_point(point)
-            return None
-        return self._moving_point(point)
+        if not self._oriented and self._orient(point):
+            point = self._point(sample) or point  # seen from the other end now
+        return self._step(point) or event
 
-    def finish(self) -> PartialRepetition | None:
-        """End of the stream: an excursion still under way is at best a partial repetition."""
-        result = None
-        if self.phase is Phase.MOVING and max(p.s for p in self._moving) >= self._halfway:
-            result = self._partial(self._moving)
-        self._resettle()
-        return result
+    def finish(self) -> RepetitionMetrics | PartialRepetition | None:
+        """End of the stream: a repetition well on its way back counts; one still going out or
+        barely turned is at best partial."""
+        event = self._end_of_stream()
+        self._restart()
+        return event
 
     # --- the state machine -----------------------------------------------------------------------
     def _point(self, sample: Sample) -> _Point | None:
-        if self.exercise.laterality is Laterality.ALTERNATING:
-            # Both legs take turns: follow whichever is further into the movement right now.
-            seen = [s for s in ("left", "right") if math.isfinite(sample.angle(s))]
-            if not seen:
-                return None
+        seen = [side for side in ("left", "right") if math.isfinite(sample.angle(side))]
+        if not seen:
+            return None
+        laterality = self.exercise.laterality
+        if laterality is Laterality.BOTH_TOGETHER:
+            # Both limbs move together: the one less far into the movement is the movement, and
+            # one limb moving alone (a step into place, a landmark glitch) is not a repetition.
+            side = min(seen, key=lambda s: self._direction * sample.angle(s))
+        elif laterality is Laterality.ALTERNATING or self.side == "both":
+            # The limbs take turns (or either may be the one exercising): follow the one further
+            # into the movement right now.
             side = max(seen, key=lambda s: self._direction * sample.angle(s))
-        else:
+        elif self.side in seen:
             side = self.side
-            if not math.isfinite(sample.angle(side)):
-                return None
+        else:
+            return None
         other = "right" if side == "left" else "left"
         return _Point(
             t_s=sample.t_s,
@@ -164,57 +212,127 @@ class RepetitionCounter:
             measures=sample.measures,
         )
 
-    def _resettle(self) -> None:
-        self.phase = Phase.SETTLING
-        self._settled_since = None
-        self._rest_window.clear()
-        self._moving = []
-        self._band_since = None
+    def _restart(self) -> None:
+        """Forget the movement under way (start of a set, or after a long gap)."""
+        self.phase = Phase.REST
+        self._points: list[_Point] = []  # since the trough before the movement under way
+        self._trough = math.inf
+        self._rest_low = math.inf
+        self._crest_at = 0  # index into _points
+        self._return_at = 0  # index into _points: the lowest point since the crest
+        self._stream_started = False
+        self._joined = True  # no trough seen before the first rise
+        self._band_since: float | None = None
+        self._longest_hold_s = 0.0
+        self._seen: list[float] = []  # the signal so far, to orient a two-ended exercise
 
-    def _settle(self, point: _Point) -> None:
-        if point.s > self._rest:
-            self._settled_since = None
-            return
-        if self._settled_since is None:
-            self._settled_since = point.t_s
-        self._remember_rest(point)
-        if point.t_s - self._settled_since >= self.settle_s:
-            self.phase = Phase.REST
+    def _orient(self, point: _Point) -> bool:
+        """For an exercise that may start at either end: the end the first clear movement leaves
+        is the rest; seen from the other end, the signal is flipped. True when it was flipped."""
+        self._seen.append(point.s)
+        clear = max(self._min_amplitude_deg, self._prior_rom_deg)
+        if point.s - min(self._seen) >= clear:
+            self._oriented = True
+        elif max(self._seen) - point.s >= clear:
+            self._direction = -self._direction
+            self._points = [self._flip(p) for p in self._points]
+            self._trough = min((p.s for p in self._points), default=math.inf)
+            self._oriented = True
+            return True
+        return False
+
+    @staticmethod
+    def _flip(point: _Point) -> _Point:
+        return _Point(point.t_s, -point.s, point.side, point.other_deg, point.measures)
+
+    def _step(self, point: _Point) -> RepetitionMetrics | PartialRepetition | None:
+        if not self._stream_started:
+            self._stream_started = True
+            self._first_t = point.t_s
+        if self.phase is Phase.REST:
+            self._rest_point(point)
+            return None
+        self._points.append(point)
+        self._track_hold(point)
+        if self.phase is Phase.RISING:
+            self._rising_point(point)
+            return None
+        return self._returning_point(point)
+
+    @property
+    def _onset_deg(self) -> float:
+        return self._min_amplitude_deg / 2
 
     def _rest_point(self, point: _Point) -> None:
-        if point.s <= self._rest:
-            self._remember_rest(point)
+        self._points.append(point)
+        while point.t_s - self._points[0].t_s > REST_LOOKBACK_S:
+            self._points.pop(0)
+        self._trough = min(self._trough, point.s)
+        if point.s - self._trough < self._onset_deg:
             return
-        # The repetition starts where the motion began: the last moment at (about) its lowest
-        # point at rest, not where it crossed the threshold nor at the start of a long pause.
-        window = list(self._rest_window)
-        lowest = min((p.s for p in window), default=point.s)
+        # The repetition starts where the motion began: the last moment at (about) the trough,
+        # not where the onset threshold was crossed nor at the start of a long pause.
         onset = max(
-            (i for i, p in enumerate(window) if p.s <= lowest + ONSET_TOLERANCE_DEG), default=0
+            i for i, p in enumerate(self._points) if p.s <= self._trough + ONSET_TOLERANCE_DEG
         )
-        self._moving = window[onset:] + [point]
-        self._floor = lowest  # the true lowest point at rest, for the range of motion
-        self._rest_window.clear()
+        self._points = self._points[onset:]
+        self._rest_low = self._trough  # the true lowest point at rest, for the range of motion
+        self._joined = self._points[0].t_s == self._first_t
+        self.phase = Phase.RISING
+        self._crest_at = max(range(len(self._points)), key=lambda i: self._points[i].s)
         self._band_since = None
         self._longest_hold_s = 0.0
-        self.phase = Phase.MOVING
-        for moving in self._moving:
+        for moving in self._points:
             self._track_hold(moving)
 
-    def _remember_rest(self, point: _Point) -> None:
-        self._rest_window.append(point)
-        while point.t_s - self._rest_window[0].t_s > REST_LOOKBACK_S:
-            self._rest_window.popleft()
+    def _rising_point(self, point: _Point) -> None:
+        last = len(self._points) - 1
+        if point.s >= self._points[self._crest_at].s:
+            self._crest_at = last
+        elif self._points[self._crest_at].s - point.s >= self._onset_deg:
+            self.phase = Phase.RETURNING
+            self._return_at = last
 
-    def _moving_point(self, point: _Point) -> RepetitionMetrics | PartialRepetition | None:
-        self._moving.append(point)
-        self._track_hold(point)
-        if point.s > self._rest:
+    def _returning_point(self, point: _Point) -> RepetitionMetrics | PartialRepetition | None:
+        last = len(self._points) - 1
+        crest = self._points[self._crest_at]
+        if point.s > crest.s:
+            self.phase = Phase.RISING
+            self._crest_at = last
             return None
-        excursion, self._moving = self._moving, []
+        if point.s <= self._points[self._return_at].s:
+            self._return_at = last
+        low = self._points[self._return_at]
+        rise = crest.s - self._points[0].s
+        if not self._joined and point.s <= self._points[0].s + RETURN_NEAR * rise:
+            return self._complete(last)
+        turned_up = point.s - low.s >= self._onset_deg
+        settled = point.t_s - low.t_s >= SETTLE_S
+        if crest.s - low.s >= self.needed_deg and (turned_up or settled):
+            return self._complete(self._return_at)
+        return None
+
+    def _complete(self, end: int) -> RepetitionMetrics | PartialRepetition | None:
+        """The excursion ends at _points[end]; what follows it is rest (or the next rise)."""
+        excursion, after = self._points[: end + 1], self._points[end:]
+        joined, rest_low = self._joined, self._rest_low
         self.phase = Phase.REST
-        self._remember_rest(point)
-        return self._judge(excursion)
+        self._points, self._trough = [], math.inf
+        self._joined = False
+        event = self._judge(excursion, joined=joined, rest_low=rest_low)
+        for point in after:
+            if self.phase is Phase.REST:
+                self._rest_point(point)
+            else:
+                self._points.append(point)
+                self._track_hold(point)
+                self._rising_point(point)
+        return event
+
+    def _end_of_stream(self) -> RepetitionMetrics | PartialRepetition | None:
+        if self.phase is Phase.REST:
+            return None
+        return self._judge(self._points, joined=self._joined, rest_low=self._rest_low, cut_off=True)
 
     def target_shortfall_deg(self, angle_deg: float) -> float:
         return self.exercise.thresholds.shortfall_deg(self.target_deg, angle_deg)
@@ -228,50 +346,74 @@ class RepetitionCounter:
             self._band_since = point.t_s
         self._longest_hold_s = max(self._longest_hold_s, point.t_s - self._band_since)
 
-    def _judge(self, points: list[_Point]) -> RepetitionMetrics | PartialRepetition | None:
-        signal = np.array([p.s for p in points] + [self._floor])
-        thresholds = self.exercise.thresholds
-        duration = points[-1].t_s - points[0].t_s
-        if (
-            signal.max() >= self._peak
-            and signal.max() - signal.min() >= thresholds.min_amplitude_deg
-            and duration >= thresholds.min_duration_s
-        ):
-            self.index_in_set += 1
-            rep = self._metrics(points)
-            self.reps.append(rep)
-            return rep
-        if signal.max() >= self._halfway:
-            return self._partial(points)
-        return None
+    def _judge(
+        self, points: list[_Point], *, joined: bool, rest_low: float, cut_off: bool = False
+    ) -> RepetitionMetrics | PartialRepetition | None:
+        signal = np.array([p.s for p in points])
+        crest = float(signal.max())
+        rise = crest - float(signal[0])
+        back = crest - float(signal[signal.argmax() :].min())
+        needed = self.needed_deg
+        if max(rise, back) < self._min_amplitude_deg or not self._oriented:
+            return None  # noise, or a two-ended exercise's first movement is not yet clear
+        if joined and rise < START_SHARE * back:
+            return self._partial(points, needed, reason="joined")
+        came_back = back >= END_SHARE * rise if cut_off else back >= needed
+        held = _time_above_s(points, (crest + float(signal[0])) / 2)
+        if rise < needed:
+            return self._partial(points, needed, reason="short")
+        if not came_back:
+            return self._partial(points, needed, reason="not_back")
+        if held < self.exercise.thresholds.min_duration_s:
+            return self._partial(points, needed, reason="brief")
+        self.index_in_set += 1
+        rep = self._metrics(points, rest_low)
+        self.reps.append(rep)
+        return rep
 
-    def _partial(self, points: list[_Point]) -> PartialRepetition:
-        peak = max(points, key=lambda p: p.s)
+    def _partial(self, points: list[_Point], needed: float, *, reason: str) -> PartialRepetition:
+        best = self._best(points)
+        signal = [p.s for p in points]
         partial = PartialRepetition(
             set_number=self.set_number,
-            side=peak.side,
+            side=best.side,
             start_s=points[0].t_s,
             end_s=points[-1].t_s,
-            peak_deg=self._direction * peak.s,
+            peak_deg=round(self._direction * best.s, 1),
+            needed_deg=round(needed, 1),
+            rom_deg=round(max(signal) - min(signal), 1),
+            reason=reason,
         )
         self.partials.append(partial)
         return partial
 
+    def _best(self, points: list[_Point]) -> _Point:
+        """The point furthest towards the target (for a two-ended exercise counted from its far
+        end, that is the rest the patient returns to)."""
+        towards = self.exercise.thresholds.direction * self._direction
+        return max(points, key=lambda p: towards * p.s)
+
     # --- what a repetition becomes ---------------------------------------------------------------
-    def _metrics(self, points: list[_Point]) -> RepetitionMetrics:
+    def _metrics(self, points: list[_Point], rest_low: float) -> RepetitionMetrics:
         t = np.array([p.t_s for p in points])
-        angle = self._direction * np.array([p.s for p in points])
-        extremes = self._direction * np.array([max(p.s for p in points), self._floor])
-        peak_at = int(np.argmax([p.s for p in points]))
+        signal = np.array([p.s for p in points])
+        angle = self._direction * signal
+        extremes = self._direction * np.array([signal.max(), min(signal.min(), rest_low)])
+        peak_at = int(np.argmax(signal))
         outward_s = float(t[peak_at] - t[0])
         return_s = float(t[-1] - t[peak_at])
+        # Counted from the far end of a two-ended exercise, the outward half is the other phase.
+        outward_is_concentric = self.exercise.outward_is_concentric == (
+            self._direction == self.exercise.thresholds.direction
+        )
         concentric, eccentric = (
-            (outward_s, return_s) if self.exercise.outward_is_concentric else (return_s, outward_s)
+            (outward_s, return_s) if outward_is_concentric else (return_s, outward_s)
         )
         measures = {
             name: np.array([p.measures.get(name, np.nan) for p in points])
             for name in points[0].measures
         }
+        best = self._direction * self._best(points).s
         return RepetitionMetrics(
             set_number=self.set_number,
             index=self.index_in_set,
@@ -288,10 +430,23 @@ class RepetitionCounter:
             hold_s=round(self._longest_hold_s, 3),
             symmetry_pct=_symmetry_pct(angle, np.array([p.other_deg for p in points])),
             form_flags=form_flags(
-                self.exercise, measures, peak_deg=float(angle[peak_at]), target_deg=self.target_deg
+                self.exercise, measures, peak_deg=float(best), target_deg=self.target_deg
             ),
             trace_deg=_trace(t, angle),
         )
+
+
+def _time_above_s(points: list[_Point], level: float) -> float:
+    """How long the motion signal stayed above `level`, crossings interpolated between samples (so
+    that 15 frames/s and 30 frames/s agree)."""
+    total = 0.0
+    for a, b in zip(points, points[1:], strict=False):
+        low, high = sorted((a.s - level, b.s - level))
+        if low >= 0:
+            total += b.t_s - a.t_s
+        elif high > 0:
+            total += (b.t_s - a.t_s) * high / (high - low)
+    return total
 
 
 def _peak_velocity(t: np.ndarray, angle: np.ndarray) -> float:

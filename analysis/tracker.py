@@ -2,12 +2,18 @@
 
 Pure and synchronous; the websocket consumer feeds it and sends what it returns. Stages:
 
-    PLACING   the body (or the limbs that matter) is not yet in view in the exercise's preferred
-              view; a message says what to change, until it has been right for PLACED_S
-    COUNTDOWN a short countdown, then
+    PLACING   the measured limbs are not yet in view; a message says what to change, until they
+              have been seen for PLACED_S
+    COUNTDOWN a short countdown, once per session (not after a rest, nor when a limb leaves the
+              picture for a moment), then
     COUNTING  angles (One Euro smoothed) -> repetition counter; a set is done after its reps
     RESTING   the rest between sets, then counting again
     DONE      all sets done
+
+Placement guides, it does not block: only measured limbs out of view stop the count (the page
+says what to change once that has lasted PLACED_S). A camera view other than the exercise's own
+keeps counting, with the angle taken from the world landmarks (analysis.kinematics), and
+`advice` says how to improve the set-up.
 """
 
 import math
@@ -16,13 +22,20 @@ from enum import StrEnum
 
 import numpy as np
 
-from analysis.exercises import CameraView, ExerciseDefinition
+from analysis.exercises import AngleSpace, CameraView, ExerciseDefinition
 from analysis.filters import OneEuroFilter
 from analysis.form import form_measures
-from analysis.kinematics import MIN_VISIBILITY, SIDES, PoseSeries, joint_angle_deg
+from analysis.kinematics import (
+    MIN_VISIBILITY,
+    SIDES,
+    AngleSpaceChooser,
+    PoseSeries,
+    joint_angle_deg,
+    plane_obliquity_deg,
+)
 from analysis.landmarks import Landmark, sided_landmark
 from analysis.repetitions import RepetitionMetrics
-from analysis.reps import HOLD_BAND_DEG, PartialRepetition, Phase, RepetitionCounter, Sample
+from analysis.reps import HOLD_BAND_DEG, PartialRepetition, RepetitionCounter, Sample
 
 PLACED_S = 1.0  # placement must hold this long before the countdown starts
 COUNTDOWN_S = 3.0
@@ -50,12 +63,13 @@ class Plan:
     """What the prescription asks for in this session."""
 
     exercise: ExerciseDefinition
-    side: str  # "left" or "right": the measured side
+    side: str  # "left", "right" or "both": the measured side
     sets: int
     reps: int
     target_deg: float
     hold_s: float = 0.0
     rest_s: float = 60.0
+    expected_rom_deg: float | None = None  # the patient's own recent range, when known
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,8 @@ class Feedback:
     hold_s: float = 0.0
     countdown_s: float | None = None
     rest_remaining_s: float | None = None
-    placement: str | None = None  # what to change before counting can start
+    placement: str | None = None  # what keeps the movement from being measured
+    advice: str | None = None  # how to improve the set-up; counting goes on
     cue: str | None = None
     repetition: RepetitionMetrics | None = None
     partial: PartialRepetition | None = None
@@ -88,15 +103,34 @@ class Feedback:
 
 
 class ExerciseTracker:
-    def __init__(self, plan: Plan, *, set_number: int = 1, reps_done_in_set: int = 0) -> None:
-        """`set_number` and `reps_done_in_set` resume a session after a dropped connection."""
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        set_number: int = 1,
+        reps_done_in_set: int = 0,
+        countdown_done: bool = False,
+    ) -> None:
+        """`set_number` and `reps_done_in_set` resume a session after a dropped connection;
+        `countdown_done` skips the countdown (the patient had it before the connection dropped)."""
         self.plan = plan
-        self.stage = Stage.PLACING
+        self.stage = Stage.COUNTING if countdown_done else Stage.PLACING
         self._placed_since: float | None = None
+        self._problem_since: float | None = None
         self._stage_since = 0.0
         self._last_cue_at = -math.inf
-        self._filters = {side: OneEuroFilter(LIVE_MIN_CUTOFF_HZ, LIVE_BETA) for side in SIDES}
-        self.counter = RepetitionCounter(plan.exercise, side=plan.side, target_deg=plan.target_deg)
+        self._filters = {
+            (space, side): OneEuroFilter(LIVE_MIN_CUTOFF_HZ, LIVE_BETA)
+            for space in AngleSpace
+            for side in SIDES
+        }
+        self._space = AngleSpaceChooser(plan.exercise)
+        self.counter = RepetitionCounter(
+            plan.exercise,
+            side=plan.side,
+            target_deg=plan.target_deg,
+            expected_rom_deg=plan.expected_rom_deg,
+        )
         self.counter.start_set(set_number, reps_done=reps_done_in_set)
 
     @property
@@ -122,7 +156,16 @@ class ExerciseTracker:
                 feedback.countdown_s = round(remaining, 1)
                 return feedback
             self._enter(Stage.COUNTING, t_s, feedback)
-        return self._count(t_s, pose, feedback)
+        self._report_problem(t_s, problem, feedback)
+        if pose is not None:
+            feedback.advice = VIEW_ADVICE.get(view_problem(pose, self.plan) or "")
+        return self._count(t_s, pose if problem is None else None, feedback)
+
+    def finish(self) -> RepetitionMetrics | PartialRepetition | None:
+        """The end of the stream: a repetition well on its way back still counts."""
+        if self.stage is not Stage.COUNTING:
+            return None
+        return self.counter.finish()
 
     # --- stages ----------------------------------------------------------------------------------
     def _enter(self, stage: Stage, t_s: float, feedback: Feedback) -> None:
@@ -142,6 +185,18 @@ class ExerciseTracker:
             feedback.countdown_s = COUNTDOWN_S
         return feedback
 
+    def _report_problem(self, t_s: float, problem: str | None, feedback: Feedback) -> None:
+        """While counting, a limb out of view for a moment (passing behind the body) is bridged;
+        only one that stays out for PLACED_S is worth telling the patient about."""
+        if problem is None:
+            self._problem_since = None
+            return
+        if self._problem_since is None:
+            self._problem_since = t_s
+        if t_s - self._problem_since >= PLACED_S:
+            feedback.placement = PLACEMENT_MESSAGES[problem]
+            self._cue(t_s, feedback, PLACEMENT_MESSAGES[problem])
+
     def _rest(self, t_s: float, feedback: Feedback) -> Feedback:
         remaining = self.plan.rest_s - (t_s - self._stage_since)
         if remaining > 0:
@@ -155,7 +210,7 @@ class ExerciseTracker:
 
     def _count(self, t_s: float, pose: FramePose | None, feedback: Feedback) -> Feedback:
         sample = self._sample(t_s, pose)
-        angle = sample.angle(self.plan.side)
+        angle = self._shown_angle(sample)
         if math.isfinite(angle):
             feedback.angle_deg = round(angle, 1)
             feedback.band = self._band(angle)
@@ -164,7 +219,8 @@ class ExerciseTracker:
         feedback.reps_in_set = self.reps_in_set
         if isinstance(event, PartialRepetition):
             feedback.partial = event
-            self._cue(t_s, feedback, self._partial_cue())
+            if (why := why_not_counted(event, self.plan)) is not None:
+                self._cue(t_s, feedback, why)
         elif event is not None:
             feedback.repetition = event
             self._after_repetition(t_s, event, feedback)
@@ -199,12 +255,8 @@ class ExerciseTracker:
         return self.plan.exercise.thresholds.direction > 0
 
     def _hold_complete(self, feedback: Feedback) -> bool:
-        moving = self.counter.phase is Phase.MOVING
         held = self.counter.hold_s >= self.plan.hold_s
-        return bool(self.plan.hold_s) and moving and feedback.band == "in" and held
-
-    def _partial_cue(self) -> str:
-        return "A little further next time" if self._upward else "Straighten a little more"
+        return bool(self.plan.hold_s) and self.counter.moving and feedback.band == "in" and held
 
     def _band(self, angle: float) -> str:
         shortfall = self.counter.target_shortfall_deg(angle)
@@ -218,35 +270,63 @@ class ExerciseTracker:
         feedback.cue = text
         self._last_cue_at = t_s
 
+    def _shown_angle(self, sample: Sample) -> float:
+        """The measured side's angle; with both sides, the one further towards the target."""
+        if self.plan.side != "both":
+            return sample.angle(self.plan.side)
+        seen = [a for a in (sample.left_deg, sample.right_deg) if math.isfinite(a)]
+        direction = self.plan.exercise.thresholds.direction
+        return max(seen, key=lambda a: direction * a) if seen else math.nan
+
     def _sample(self, t_s: float, pose: FramePose | None) -> Sample:
         if pose is None:
             return Sample(t_s, math.nan, math.nan)
         series = _one_frame(t_s, pose)
         exercise = self.plan.exercise
-        angles = {
-            side: self._filters[side](
-                t_s, float(joint_angle_deg(series, exercise.angle, side, exercise.angle_space)[0])
-            )
-            for side in SIDES
-        }
+        obliquity = float(plane_obliquity_deg(series.world, exercise.plane)[0])
+        chosen = self._space(obliquity)
+        angles = {}
+        for space in AngleSpace:  # both filters see every frame, ready for a change of view
+            for side in SIDES:
+                raw = float(joint_angle_deg(series, exercise.angle, side, space)[0])
+                angles[space, side] = self._filters[space, side](t_s, raw)
+        measured = "right" if self.plan.side == "both" else self.plan.side
         measures = {
-            name: float(values[0]) for name, values in form_measures(series, self.plan.side).items()
+            name: float(values[0]) for name, values in form_measures(series, measured).items()
         }
-        return Sample(t_s, angles["left"], angles["right"], measures)
+        return Sample(t_s, angles[chosen, "left"], angles[chosen, "right"], measures)
+
+
+def why_not_counted(partial: PartialRepetition, plan: Plan) -> str | None:
+    """What the patient is told about a movement that did not count (None: nothing to say, e.g.
+    one already under way when counting began)."""
+    if partial.reason == "short":
+        return f"Go a bit further: {partial.peak_deg:.0f} of {plan.target_deg:.0f}°"
+    if partial.reason == "not_back":
+        return "Come back all the way to the start before the next one"
+    return None
 
 
 PLACEMENT_MESSAGES = {
     "no_person": "Step into view of the camera",
     "limbs_hidden": "Move so that your whole body is in the picture",
     "too_close": "Step back a little: part of you is outside the picture",
-    "turn_side": "Turn sideways to the camera",
-    "turn_front": "Face the camera",
+}
+VIEW_ADVICE = {
+    "turn_side": "Counting goes on; for the most accurate angle, turn sideways to the camera",
+    "turn_front": "Counting goes on; for the most accurate angle, face the camera",
 }
 
 
 def placement_problem(pose: FramePose, plan: Plan) -> str | None:
-    """What keeps counting from starting, as a key of PLACEMENT_MESSAGES, or None if all is well."""
-    side = plan.side
+    """What keeps the movement from being measured, as a key of PLACEMENT_MESSAGES, or None when
+    the measured limbs (one side of them at least, for "both") are in view."""
+    sides = SIDES if plan.side == "both" else (plan.side,)
+    problems = [_limb_problem(pose, plan, side) for side in sides]
+    return None if None in problems else problems[0]
+
+
+def _limb_problem(pose: FramePose, plan: Plan, side: str) -> str | None:
     needed = [*plan.exercise.angle.landmarks(side)]
     needed += [sided_landmark("shoulder", side), sided_landmark("hip", side)]
     if (pose.visibility[needed] < MIN_VISIBILITY).any():
@@ -255,6 +335,11 @@ def placement_problem(pose: FramePose, plan: Plan) -> str | None:
     normalised = pose.pixels[needed] / np.array([width, height])
     if (normalised < EDGE_MARGIN).any() or (normalised > 1 - EDGE_MARGIN).any():
         return "too_close"
+    return None
+
+
+def view_problem(pose: FramePose, plan: Plan) -> str | None:
+    """How the camera view differs from the exercise's own, as a key of VIEW_ADVICE, or None."""
     ratio = _shoulder_width_over_trunk(pose)
     if plan.exercise.camera_view is CameraView.SIDE and ratio > SIDE_VIEW_MAX_RATIO:
         return "turn_side"

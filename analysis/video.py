@@ -15,10 +15,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from analysis.exercises import ExerciseDefinition
+from analysis.exercises import AngleSpace, ExerciseDefinition
 from analysis.filters import butterworth_zero_phase
 from analysis.form import form_measures
-from analysis.kinematics import SIDES, PoseSeries, choose_side, joint_angle_deg
+from analysis.kinematics import (
+    SIDES,
+    PoseSeries,
+    choose_side,
+    joint_angle_deg,
+    world_space_frames,
+)
 from analysis.pose.engine import PoseEngine
 from analysis.repetitions import RepetitionMetrics
 from analysis.reps import PartialRepetition, RepetitionCounter, Sample
@@ -163,16 +169,28 @@ def count_repetitions(
     *,
     side: str = "auto",
     target_deg: float | None = None,
+    expected_rom_deg: float | None = None,
 ) -> tuple[str, list[RepetitionMetrics], list[PartialRepetition]]:
-    """The side measured, the counted repetitions and the partial ones."""
+    """The side measured ("left", "right" or "both"), the counted repetitions and the partial
+    ones."""
     chosen = choose_side(poses, exercise) if side == "auto" else side
+    measured = "right" if chosen == "both" else chosen  # the form measures follow one side
     fs = _sample_rate(poses.t_s)
+    in_world = world_space_frames(poses, exercise)
     angles = {
-        each: _smooth(joint_angle_deg(poses, exercise.angle, each, exercise.angle_space), fs)
+        each: np.where(
+            in_world,
+            _smooth(joint_angle_deg(poses, exercise.angle, each, AngleSpace.WORLD_3D), fs),
+            _smooth(joint_angle_deg(poses, exercise.angle, each, AngleSpace.IMAGE_2D), fs),
+        )
         for each in SIDES
     }
-    measures = {name: _smooth(values, fs) for name, values in form_measures(poses, chosen).items()}
-    counter = RepetitionCounter(exercise, side=chosen, target_deg=target_deg)
+    measures = {
+        name: _smooth(values, fs) for name, values in form_measures(poses, measured).items()
+    }
+    counter = RepetitionCounter(
+        exercise, side=chosen, target_deg=target_deg, expected_rom_deg=expected_rom_deg
+    )
     for i, t_s in enumerate(poses.t_s):
         counter.update(
             Sample(
@@ -194,6 +212,11 @@ def _sample_rate(t_s: np.ndarray) -> float:
     if len(t_s) < 2:
         return DEFAULT_FPS
     return float(1 / np.median(np.diff(t_s)))
+
+
+def video_fps(path: Path) -> float:
+    """The frame rate the container states (DEFAULT_FPS when it states none that makes sense)."""
+    return _open_info(path)[0]
 
 
 def _open_info(path: Path) -> tuple[float, int]:

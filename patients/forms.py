@@ -78,6 +78,7 @@ class ExerciseForm(forms.ModelForm):
             "peak_deg",
             "min_duration_s",
             "min_amplitude_deg",
+            "rests_at_either_end",
             "outward_is_concentric",
             "instructions",
         ]

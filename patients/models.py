@@ -130,10 +130,24 @@ class Exercise(models.Model):
         ],
     )
     default_target_deg = models.FloatField()
-    rest_deg = models.FloatField(help_text="A repetition starts and ends beyond this angle")
-    peak_deg = models.FloatField(help_text="A repetition counts once the angle passes this")
-    min_duration_s = models.FloatField(default=0.8)
-    min_amplitude_deg = models.FloatField(default=20)
+    rest_deg = models.FloatField(
+        help_text="Textbook start angle; with the peak it gives the movement's direction"
+    )
+    peak_deg = models.FloatField(
+        help_text="Textbook turning angle: the range expected of a first repetition, before the "
+        "patient's own is known (no repetition has to reach it)"
+    )
+    min_duration_s = models.FloatField(
+        default=0.3,
+        help_text="A repetition stays beyond the middle of its range at least this long",
+    )
+    min_amplitude_deg = models.FloatField(
+        default=20, help_text="Smaller movements are noise or fidgeting, never repetitions"
+    )
+    rests_at_either_end = models.BooleanField(
+        default=False,
+        help_text="May be started from either end of its range (a press begun at lockout)",
+    )
     instructions = models.TextField()
     form_faults = models.JSONField(default=list, blank=True)
     outward_is_concentric = models.BooleanField(
@@ -191,6 +205,7 @@ class Exercise(models.Model):
                 peak_deg=self.peak_deg,
                 min_duration_s=self.min_duration_s,
                 min_amplitude_deg=self.min_amplitude_deg,
+                rests_at_either_end=self.rests_at_either_end,
             ),
             instructions=self.instructions,
             form_faults=tuple(FormFault(f["code"], f["label"]) for f in self.form_faults),
@@ -227,6 +242,7 @@ class Exercise(models.Model):
             "peak_deg": thresholds.peak_deg,
             "min_duration_s": thresholds.min_duration_s,
             "min_amplitude_deg": thresholds.min_amplitude_deg,
+            "rests_at_either_end": thresholds.rests_at_either_end,
             "instructions": definition.instructions,
             "form_faults": [{"code": f.code, "label": f.label} for f in definition.form_faults],
             "outward_is_concentric": definition.outward_is_concentric,

@@ -7,7 +7,15 @@ import pytest
 
 from analysis.exercises import BY_SLUG
 from analysis.landmarks import Landmark
-from analysis.tracker import COUNTDOWN_S, PLACED_S, ExerciseTracker, FramePose, Plan, Stage
+from analysis.tracker import (
+    COUNTDOWN_S,
+    PLACED_S,
+    VIEW_ADVICE,
+    ExerciseTracker,
+    FramePose,
+    Plan,
+    Stage,
+)
 from tests.analysis.test_reps import _cosine_reps, _mot_column
 
 FPS = 30.0
@@ -92,10 +100,24 @@ def test_sets_are_separated_by_the_rest_and_numbered_on():
     assert feedback[-1].stage is Stage.DONE
 
 
-def test_a_front_view_exercise_asks_the_patient_to_face_the_camera():
+def test_a_front_view_exercise_seen_from_the_side_is_counted_with_advice_to_face_the_camera():
     plan = Plan(BY_SLUG["shoulder_abduction"], side="right", sets=1, reps=5, target_deg=150)
-    feedback = ExerciseTracker(plan).update(0.0, side_view_squatter(3.0))
-    assert feedback.placement == "Face the camera"
+    tracker = ExerciseTracker(plan)
+    times, angles = _standing(PLACED_S + COUNTDOWN_S + 0.5)
+    feedback = _run(tracker, times, angles)
+    assert all(f.placement is None for f in feedback)  # the view guides, it does not block
+    assert feedback[-1].stage is Stage.COUNTING
+    assert feedback[-1].advice == VIEW_ADVICE["turn_front"]
+
+
+def test_the_countdown_comes_once_not_after_a_limb_leaves_the_picture_for_a_moment():
+    tracker = ExerciseTracker(SQUAT_PLAN)
+    times, angles = _standing(PLACED_S + COUNTDOWN_S + 0.5)
+    _run(tracker, times, angles)
+    lost = [tracker.update(float(t), None) for t in times[-1] + np.arange(1, 46) / FPS]
+    assert {f.stage for f in lost} == {Stage.COUNTING}
+    assert lost[0].placement is None  # a moment out of view is bridged silently
+    assert lost[-1].placement == "Step into view of the camera"  # 1.5 s: the patient is told
 
 
 def test_a_person_partly_out_of_the_picture_is_asked_to_step_back():
