@@ -469,7 +469,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.BOTH_TOGETHER,
         default_target_deg=150,
         thresholds=RepThresholds(
-            rest_deg=40, peak_deg=120, min_duration_s=0.3, min_amplitude_deg=30
+            rest_deg=40, peak_deg=120, min_duration_s=0.2, min_amplitude_deg=30
         ),
         instructions=(
             "Stand facing the camera. Jump the feet apart while swinging the arms out and up "

@@ -12,11 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.exercises import AngleSpace, CameraView, ExerciseDefinition, JointAngle, Plane
-from analysis.landmarks import Landmark
+from analysis.landmarks import Landmark, sided_landmark
 
 # Below this BlazePose visibility a landmark is a guess (often an occluded limb), not a measurement.
 MIN_VISIBILITY = 0.5
 SIDES = ("left", "right")
+
+
+def single_side(side: str) -> str:
+    """The side that stands for a "both" measurement where one side is needed (form measures, the
+    limb the page colours)."""
+    return "right" if side == "both" else side
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,47 @@ def three_point_angle_deg(
 def joint_angle_deg(
     poses: PoseSeries, angle: JointAngle, side: str, space: AngleSpace
 ) -> np.ndarray:
-    """The clinical joint angle (T,) on one side; NaN where any of its landmarks is not visible."""
+    """The clinical joint angle (T,) on one side; NaN where any of its landmarks is not visible
+    (except a hip out of view at the shoulder, see _trunk_line_stand_in)."""
     indices = list(angle.landmarks(side))
     points = poses.pixels if space is AngleSpace.IMAGE_2D else poses.world
-    raw = three_point_angle_deg(points[:, indices[0]], points[:, indices[1]], points[:, indices[2]])
+    proximal = points[:, indices[0]]
+    seen = visible(poses, *indices)
+    if angle.vertex == "shoulder" and angle.proximal == "hip":
+        stand_in, usable = _trunk_line_stand_in(poses, points, side)
+        replace = ~seen & usable
+        proximal = np.where(replace[:, None], stand_in, proximal)
+        seen = seen | replace
+    raw = three_point_angle_deg(proximal, points[:, indices[1]], points[:, indices[2]])
     offset = raw - angle.raw_at_zero_deg
     clinical = offset if angle.increases_with_motion else -offset
-    return np.where(visible(poses, *indices), clinical, np.nan)
+    return np.where(seen, clinical, np.nan)
+
+
+def _trunk_line_stand_in(
+    poses: PoseSeries, points: np.ndarray, side: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """A point on the trunk line below the shoulder, for frames whose hip is out of view (a
+    waist-up picture) but whose two shoulders are seen well apart (a front or back view): the
+    trunk runs square to the shoulder line, downwards. ((T, D) points, (T,) usable)."""
+    other = "left" if side == "right" else "right"
+    shoulder, far_shoulder, elbow = (
+        sided_landmark("shoulder", side),
+        sided_landmark("shoulder", other),
+        sided_landmark("elbow", side),
+    )
+    across = points[:, far_shoulder] - points[:, shoulder]
+    width = np.linalg.norm(across, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = across / width
+        down = np.zeros_like(across)
+        down[:, 1] = 1.0  # image y and BlazePose world y both point down
+        trunk = down - np.sum(down * unit, axis=-1, keepdims=True) * unit
+        upper_arm = np.linalg.norm(points[:, elbow] - points[:, shoulder], axis=-1)
+    # Shoulders closer than half an upper arm (a side view) leave the shoulder line undefined.
+    apart = width[:, 0] >= 0.5 * upper_arm
+    usable = visible(poses, shoulder, far_shoulder, elbow) & apart
+    return points[:, shoulder] + trunk, usable
 
 
 # The movement's plane seen this obliquely or less is measured in the image, where angles in the

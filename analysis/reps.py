@@ -56,6 +56,7 @@ RANGE_MEMORY = 3  # counted repetitions whose median range is the expected range
 RETURN_NEAR = 0.25  # back within this share of the rise from the start: the return is complete
 SETTLE_S = 0.5  # still this long after coming back far enough: the return is complete
 START_SHARE = 0.75  # of its return, for a first excursion joined mid-way to count
+JOINED_WITHIN_S = 0.2  # a stream lowest this close to its start was joined on the way up
 END_SHARE = 0.5  # of its rise, for a last return cut off by the end of the stream to count
 MAX_GAP_S = 2.0
 
@@ -93,6 +94,11 @@ class PartialRepetition:
     # "short": not far enough; "not_back": did not come back; "brief": a spike (often a landmark
     # glitch); "joined": under way when counting began
     reason: str
+
+    @property
+    def attempted(self) -> bool:
+        """A repetition the patient tried that fell short (not a glitch nor a late start)."""
+        return self.reason in ("short", "not_back")
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,11 @@ class RepetitionCounter:
     @property
     def moving(self) -> bool:
         return self.phase is not Phase.REST
+
+    def followed_deg(self, sample: Sample) -> float:
+        """The angle of the limb the counter follows in this sample (NaN when none is seen)."""
+        point = self._point(sample)
+        return math.nan if point is None else self._direction * point.s
 
     def start_set(self, set_number: int, *, reps_done: int = 0) -> None:
         """Count a new set from its first repetition (or after `reps_done`, when resuming)."""
@@ -215,8 +226,7 @@ class RepetitionCounter:
     def _restart(self) -> None:
         """Forget the movement under way (start of a set, or after a long gap)."""
         self.phase = Phase.REST
-        self._points: list[_Point] = []  # since the trough before the movement under way
-        self._trough = math.inf
+        self._points: list[_Point] = []  # at rest the last REST_LOOKBACK_S, then since the onset
         self._rest_low = math.inf
         self._crest_at = 0  # index into _points
         self._return_at = 0  # index into _points: the lowest point since the crest
@@ -235,8 +245,9 @@ class RepetitionCounter:
             self._oriented = True
         elif max(self._seen) - point.s >= clear:
             self._direction = -self._direction
+            # Seen from the other end, what came so far is the rest before the first repetition.
+            self.phase = Phase.REST
             self._points = [self._flip(p) for p in self._points]
-            self._trough = min((p.s for p in self._points), default=math.inf)
             self._oriented = True
             return True
         return False
@@ -267,17 +278,17 @@ class RepetitionCounter:
         self._points.append(point)
         while point.t_s - self._points[0].t_s > REST_LOOKBACK_S:
             self._points.pop(0)
-        self._trough = min(self._trough, point.s)
-        if point.s - self._trough < self._onset_deg:
+        # The trough of the last few seconds: a rest that drifts (sinking into the knees) moves it.
+        lowest = min(self._points, key=lambda p: p.s)
+        if point.s - lowest.s < self._onset_deg:
             return
         # The repetition starts where the motion began: the last moment at (about) the trough,
         # not where the onset threshold was crossed nor at the start of a long pause.
-        onset = max(
-            i for i, p in enumerate(self._points) if p.s <= self._trough + ONSET_TOLERANCE_DEG
-        )
+        onset = max(i for i, p in enumerate(self._points) if p.s <= lowest.s + ONSET_TOLERANCE_DEG)
         self._points = self._points[onset:]
-        self._rest_low = self._trough  # the true lowest point at rest, for the range of motion
-        self._joined = self._points[0].t_s == self._first_t
+        self._rest_low = lowest.s  # the true lowest point at rest, for the range of motion
+        # Lowest at the very start of the stream: it never came down, it was joined on the way.
+        self._joined = lowest.t_s - self._first_t <= JOINED_WITHIN_S
         self.phase = Phase.RISING
         self._crest_at = max(range(len(self._points)), key=lambda i: self._points[i].s)
         self._band_since = None
@@ -317,7 +328,7 @@ class RepetitionCounter:
         excursion, after = self._points[: end + 1], self._points[end:]
         joined, rest_low = self._joined, self._rest_low
         self.phase = Phase.REST
-        self._points, self._trough = [], math.inf
+        self._points = []
         self._joined = False
         event = self._judge(excursion, joined=joined, rest_low=rest_low)
         for point in after:
@@ -358,7 +369,9 @@ class RepetitionCounter:
             return None  # noise, or a two-ended exercise's first movement is not yet clear
         if joined and rise < START_SHARE * back:
             return self._partial(points, needed, reason="joined")
-        came_back = back >= END_SHARE * rise if cut_off else back >= needed
+        # Back within RETURN_NEAR of where it started is back, however small the repetition.
+        back_enough = min(needed, (1 - RETURN_NEAR) * rise)
+        came_back = back >= END_SHARE * rise if cut_off else back >= back_enough
         held = _time_above_s(points, (crest + float(signal[0])) / 2)
         if rise < needed:
             return self._partial(points, needed, reason="short")

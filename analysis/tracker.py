@@ -32,6 +32,7 @@ from analysis.kinematics import (
     PoseSeries,
     joint_angle_deg,
     plane_obliquity_deg,
+    single_side,
 )
 from analysis.landmarks import Landmark, sided_landmark
 from analysis.repetitions import RepetitionMetrics
@@ -99,6 +100,7 @@ class Feedback:
     cue: str | None = None
     repetition: RepetitionMetrics | None = None
     partial: PartialRepetition | None = None
+    not_counted: str | None = None  # why the partial did not count, for the patient
     set_finished: bool = False
 
 
@@ -210,7 +212,7 @@ class ExerciseTracker:
 
     def _count(self, t_s: float, pose: FramePose | None, feedback: Feedback) -> Feedback:
         sample = self._sample(t_s, pose)
-        angle = self._shown_angle(sample)
+        angle = self.counter.followed_deg(sample)
         if math.isfinite(angle):
             feedback.angle_deg = round(angle, 1)
             feedback.band = self._band(angle)
@@ -219,8 +221,9 @@ class ExerciseTracker:
         feedback.reps_in_set = self.reps_in_set
         if isinstance(event, PartialRepetition):
             feedback.partial = event
-            if (why := why_not_counted(event, self.plan)) is not None:
-                self._cue(t_s, feedback, why)
+            feedback.not_counted = why_not_counted(event, self.plan)
+            if feedback.not_counted is not None:
+                self._cue(t_s, feedback, feedback.not_counted)
         elif event is not None:
             feedback.repetition = event
             self._after_repetition(t_s, event, feedback)
@@ -270,14 +273,6 @@ class ExerciseTracker:
         feedback.cue = text
         self._last_cue_at = t_s
 
-    def _shown_angle(self, sample: Sample) -> float:
-        """The measured side's angle; with both sides, the one further towards the target."""
-        if self.plan.side != "both":
-            return sample.angle(self.plan.side)
-        seen = [a for a in (sample.left_deg, sample.right_deg) if math.isfinite(a)]
-        direction = self.plan.exercise.thresholds.direction
-        return max(seen, key=lambda a: direction * a) if seen else math.nan
-
     def _sample(self, t_s: float, pose: FramePose | None) -> Sample:
         if pose is None:
             return Sample(t_s, math.nan, math.nan)
@@ -290,10 +285,8 @@ class ExerciseTracker:
             for side in SIDES:
                 raw = float(joint_angle_deg(series, exercise.angle, side, space)[0])
                 angles[space, side] = self._filters[space, side](t_s, raw)
-        measured = "right" if self.plan.side == "both" else self.plan.side
-        measures = {
-            name: float(values[0]) for name, values in form_measures(series, measured).items()
-        }
+        side = single_side(self.plan.side)
+        measures = {name: float(values[0]) for name, values in form_measures(series, side).items()}
         return Sample(t_s, angles[chosen, "left"], angles[chosen, "right"], measures)
 
 

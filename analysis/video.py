@@ -23,6 +23,7 @@ from analysis.kinematics import (
     PoseSeries,
     choose_side,
     joint_angle_deg,
+    single_side,
     world_space_frames,
 )
 from analysis.pose.engine import PoseEngine
@@ -174,7 +175,6 @@ def count_repetitions(
     """The side measured ("left", "right" or "both"), the counted repetitions and the partial
     ones."""
     chosen = choose_side(poses, exercise) if side == "auto" else side
-    measured = "right" if chosen == "both" else chosen  # the form measures follow one side
     fs = _sample_rate(poses.t_s)
     in_world = world_space_frames(poses, exercise)
     angles = {
@@ -185,9 +185,8 @@ def count_repetitions(
         )
         for each in SIDES
     }
-    measures = {
-        name: _smooth(values, fs) for name, values in form_measures(poses, measured).items()
-    }
+    measured = form_measures(poses, single_side(chosen))  # one side stands for both
+    measures = {name: _smooth(values, fs) for name, values in measured.items()}
     counter = RepetitionCounter(
         exercise, side=chosen, target_deg=target_deg, expected_rom_deg=expected_rom_deg
     )

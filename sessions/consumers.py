@@ -22,6 +22,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
+from analysis.kinematics import single_side
 from analysis.pose.frames import FrameError
 from analysis.pose.worker import frame_pose_from_dict
 from analysis.repetitions import RepetitionMetrics
@@ -87,7 +88,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
         plan = await database_sync_to_async(live_plan)(session=session)
         set_number, reps_done = await database_sync_to_async(live_resume_point)(session=session)
         self.session = session
-        self.tracker = ExerciseTracker(plan, set_number=set_number, reps_done_in_set=reps_done)
+        # The countdown comes once a session: a reconnection after repetitions goes on counting.
+        resumed = set_number > 1 or reps_done > 0
+        self.tracker = ExerciseTracker(
+            plan, set_number=set_number, reps_done_in_set=reps_done, countdown_done=resumed
+        )
         self.form_labels = {fault.code: fault.label for fault in plan.exercise.form_faults}
         self.guard = StreamGuard(
             rate_per_s=settings.LIVE_MAX_FRAMES_PER_S, burst=settings.LIVE_FRAME_BURST
@@ -112,7 +117,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
                     "hold_s": plan.hold_s,
                     "rest_s": plan.rest_s,
                 },
-                "segment": list(plan.exercise.angle.landmarks(plan.side)),
+                # With both sides measured, the page colours the right limb.
+                "segment": list(plan.exercise.angle.landmarks(single_side(plan.side))),
                 "camera_view": plan.exercise.camera_view.value,
                 "progress": {"set": min(set_number, plan.sets), "reps": reps_done},
             }
@@ -189,7 +195,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             self.reps.append(feedback.repetition)
             self.unsent.append(feedback.repetition)
             await self.hand_over_reps()
-        if feedback.partial is not None:
+        if feedback.partial is not None and feedback.partial.attempted:
             await database_sync_to_async(session_add_partial)(session=self.session)
         if self.tracker.stage is Stage.DONE:
             await self.finish()
@@ -259,6 +265,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.ended = True
         if self.serving is not None and self.serving is not asyncio.current_task():
             self.serving.cancel()
+        # Ended on the way back from a repetition: it counts if it came back far enough.
+        last = self.tracker.finish()
+        if isinstance(last, RepetitionMetrics):
+            stage = self.tracker.stage
+            await self.act_on(Feedback(stage, last.set_number, last.index, repetition=last))
         await self.hand_over_reps()
         await self.store_counted_reps()
         summary = await database_sync_to_async(_complete_and_summarise)(self.session, self.reps)

@@ -33,11 +33,15 @@ Server -> client (always text, JSON with a ``type``)
               [0, 1] of the frame, unmirrored) or null, ``stage`` (placing, countdown, counting,
               resting, done), ``set``, ``reps`` (in this set), ``angle`` (deg or null), ``band``
               (in, close, out or null), ``hold`` (s), ``countdown`` and ``rest`` (s or null),
-              ``placement`` (what to change, or null) and ``dropped`` (frames replaced before
-              they were processed, since connecting: the page lowers its rate when it grows)
+              ``placement`` (what keeps the movement from being measured, or null), ``advice``
+              (how to improve the set-up while counting goes on, or null) and ``dropped``
+              (frames replaced before they were processed, since connecting: the page lowers
+              its rate when it grows)
 ``rep``       a counted repetition: set, index, rom, min, max (deg), duration, hold (s), form
               (labels of its form flags)
-``partial``   a partial repetition (not counted): set, peak
+``partial``   a movement that did not count: set, peak (deg), ``reason`` (short: not far enough;
+              not_back: did not come back; brief: a spike; joined: under way when counting
+              began) and ``text``, what to tell the patient (or null)
 ``set``       a set finished: set, ``stage`` (resting or done), rest (s)
 ``cue``       ``text``: one short instruction for the patient (the page may speak it)
 ``error``     ``code``, ``message`` and ``seq`` (null for text messages) about one message; the
@@ -73,6 +77,7 @@ from django.urls import reverse
 
 from analysis.pose.frames import MAX_FRAME_BYTES, FrameError, check_frame
 from analysis.repetitions import RepetitionMetrics
+from analysis.reps import PartialRepetition
 from analysis.tracker import Feedback
 from sessions.models import ExerciseSession
 
@@ -259,6 +264,7 @@ def pose_message(
         "countdown": feedback.countdown_s,
         "rest": feedback.rest_remaining_s,
         "placement": feedback.placement,
+        "advice": feedback.advice,
         "dropped": dropped,
     }
 
@@ -270,9 +276,7 @@ def event_messages(feedback: Feedback, form_labels: dict[str, str]) -> list[dict
     if (rep := feedback.repetition) is not None:
         messages.append(rep_message(rep, form_labels))
     if (partial := feedback.partial) is not None:
-        messages.append(
-            {"type": "partial", "set": partial.set_number, "peak": round(partial.peak_deg, 1)}
-        )
+        messages.append(partial_message(partial, feedback.not_counted))
     if feedback.set_finished:
         messages.append(
             {
@@ -285,6 +289,16 @@ def event_messages(feedback: Feedback, form_labels: dict[str, str]) -> list[dict
     if feedback.cue:
         messages.append({"type": "cue", "text": feedback.cue})
     return messages
+
+
+def partial_message(partial: PartialRepetition, why: str | None) -> dict[str, Any]:
+    return {
+        "type": "partial",
+        "set": partial.set_number,
+        "peak": round(partial.peak_deg, 1),
+        "reason": partial.reason,
+        "text": why,
+    }
 
 
 def rep_message(rep: RepetitionMetrics, form_labels: dict[str, str]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Reads for sessions and the patient's plan, scoped by the user (404 for anything not theirs)."""
 
 import datetime
+import statistics
 from collections import Counter
 from dataclasses import dataclass, fields
 from uuid import UUID
@@ -101,20 +102,44 @@ def live_session_for_user(*, user: User, session_id: str) -> ExerciseSession | N
     )
 
 
+RECENT_SESSIONS = 3  # completed sessions whose range of motion sets the counter's first guess
+
+
 def live_plan(*, session: ExerciseSession) -> Plan:
-    """What the live tracker counts against: the targets copied into the session, and the
-    prescription's hold and rest. An exercise for both sides is measured on the right and its
-    symmetry taken from the left."""
+    """What the live tracker counts against: the targets copied into the session, the
+    prescription's hold and rest, and the patient's own recent range of motion (what a first
+    repetition is expected to cover, before this session's own range is known)."""
     prescription = session.prescription
     return Plan(
         exercise=session.exercise.definition(),
-        side=session.side if session.side in ("left", "right") else "right",
+        side=session.side,
         sets=session.target_sets,
         reps=session.target_reps,
         target_deg=session.target_rom_deg,
         hold_s=float(prescription.hold_s) if prescription else 0.0,
         rest_s=float(prescription.rest_s) if prescription else 60.0,
+        expected_rom_deg=recent_rom_deg(session=session),
     )
+
+
+def recent_rom_deg(*, session: ExerciseSession) -> float | None:
+    """The median of the mean range of motion of the patient's last few completed sessions of
+    the same exercise and side, or None before the first."""
+    means = [
+        mean
+        for mean in ExerciseSession.objects.filter(
+            patient_id=session.patient_id,
+            exercise_id=session.exercise_id,
+            side=session.side,
+            status=ExerciseSession.Status.COMPLETED,
+            mean_rom_deg__isnull=False,
+        )
+        .exclude(pk=session.pk)
+        .order_by("-started_at")
+        .values_list("mean_rom_deg", flat=True)[:RECENT_SESSIONS]
+        if mean is not None
+    ]
+    return statistics.median(means) if means else None
 
 
 def live_resume_point(*, session: ExerciseSession) -> tuple[int, int]:

@@ -75,6 +75,7 @@ const el = {
   overlay: byId("overlay"),
   countdown: byId("countdown"),
   placement: byId("placement"),
+  advice: byId("advice"),
   anglePanel: byId("angle-panel"),
   angle: byId("angle"),
   target: byId("target"),
@@ -645,9 +646,9 @@ function onRep(message) {
   }
 }
 
+/** A movement that did not count: the page says why, when there is something to change. */
 function onPartial(message) {
-  const peak = finite(message.peak);
-  showNotice(peak === null ? "Partial – not counted" : `Partial – not counted (reached ${degrees(peak)})`);
+  if (typeof message.text === "string" && message.text) showNotice(`Not counted: ${message.text}`);
 }
 
 function onSet(message) {
@@ -742,15 +743,16 @@ function renderRest(restS) {
   if (resting) setText(el.restTimer, String(Math.max(0, Math.ceil(restS))));
 }
 
-/** The big overlays on the video: placement advice, the countdown, the rest timer. */
+/** The overlays on the video: what keeps the movement from being measured (in any stage), how
+ * to improve the set-up while counting goes on, the countdown, the rest timer. */
 function renderStage(message) {
   const stage = state.stage;
   el.root.dataset.stage = stage ?? "";
-  if (stage === "placing") {
-    showPlacement(typeof message.placement === "string" && message.placement ? message.placement : "Good — stay where you are");
-  } else {
-    showPlacement(null);
-  }
+  const placement = typeof message.placement === "string" && message.placement ? message.placement : null;
+  showPlacement(placement ?? (stage === "placing" ? "Good — stay where you are" : null));
+  const advice = typeof message.advice === "string" && message.advice && stage === "counting" ? message.advice : null;
+  show(el.advice, Boolean(advice));
+  if (advice) setText(el.advice, advice);
   const countdown = finite(message.countdown);
   const counting = stage === "countdown" && countdown !== null;
   show(el.countdown, counting);

@@ -159,3 +159,26 @@ def test_a_peak_well_short_of_the_target_is_flagged_in_either_direction():
     extension = BY_SLUG["seated_knee_extension"]
     assert "extension_lag" in form_flags(extension, {}, peak_deg=25, target_deg=0)
     assert "extension_lag" not in form_flags(extension, {}, peak_deg=5, target_deg=0)
+
+
+def test_a_shoulder_angle_is_measured_from_the_trunk_line_when_the_hip_is_out_of_the_picture():
+    # Facing the camera, waist up: shoulders level 100 px apart, the right arm raised 60 deg out
+    # to the side; the hips are below the picture (not visible).
+    pixels = np.zeros((1, 33, 2))
+    pixels[0, Landmark.RIGHT_SHOULDER] = (300, 200)
+    pixels[0, Landmark.LEFT_SHOULDER] = (400, 200)
+    raise_rad = np.radians(60)
+    pixels[0, Landmark.RIGHT_ELBOW] = (300 - 80 * np.sin(raise_rad), 200 + 80 * np.cos(raise_rad))
+    pixels[0, Landmark.RIGHT_HIP] = (310, 700)  # a guess far outside: not visible
+    visibility = np.full((1, 33), 0.9)
+    visibility[0, [Landmark.RIGHT_HIP, Landmark.LEFT_HIP]] = 0.1
+    poses = PoseSeries(np.zeros(1), pixels, np.zeros((1, 33, 3)), visibility)
+    exercise = BY_SLUG["shoulder_abduction"]
+    angle = joint_angle_deg(poses, exercise.angle, "right", AngleSpace.IMAGE_2D)
+    assert angle[0] == pytest.approx(60, abs=0.01)
+    # Side-on, the shoulders overlap: the trunk line is unknown, and so is the angle.
+    pixels[0, Landmark.LEFT_SHOULDER] = (305, 200)
+    angle = joint_angle_deg(poses, exercise.angle, "right", AngleSpace.IMAGE_2D)
+    assert np.isnan(angle[0])
+    # A knee angle has no stand-in for a hidden hip.
+    assert np.isnan(joint_angle_deg(poses, BY_SLUG["squat"].angle, "right", AngleSpace.IMAGE_2D))[0]

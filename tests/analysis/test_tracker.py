@@ -145,3 +145,27 @@ def test_a_resumed_session_goes_on_counting_where_it_stopped():
     )
     (rep,) = [f.repetition for f in feedback if f.repetition]
     assert (rep.set_number, rep.index) == (2, 4)
+
+
+def test_a_movement_that_does_not_count_is_explained_to_the_patient():
+    plan = Plan(BY_SLUG["squat"], side="right", sets=1, reps=10, target_deg=90, rest_s=2.0)
+    tracker = ExerciseTracker(plan, countdown_done=True)
+    _, full = _cosine_reps(3, 93, 2.0, 2, fs=FPS, pause_s=0.8)
+    _, small = _cosine_reps(3, 30, 2.0, 1, fs=FPS, pause_s=4.0)  # 27 deg of a 90 deg range
+    knee = np.concatenate([full, small])
+    feedback = _run(tracker, np.arange(len(knee)) / FPS, knee)
+    assert tracker.reps_in_set == 2
+    (missed,) = [f for f in feedback if f.partial is not None]
+    assert missed.partial.reason == "short"
+    # Said once the cue cooldown after "2" has passed; the page shows it as a notice anyway.
+    assert missed.not_counted == missed.cue == "Go a bit further: 30 of 90°"
+
+
+def test_a_session_ended_on_the_way_back_up_counts_its_last_squat():
+    tracker = ExerciseTracker(SQUAT_PLAN, countdown_done=True)
+    _, knee = _cosine_reps(3, 90, 2.0, 2, fs=FPS, pause_s=0.8)
+    cut = len(knee) - int(0.8 * FPS) - int(0.35 * FPS)  # two thirds of the way back up
+    feedback = _run(tracker, np.arange(cut) / FPS, knee[:cut])
+    assert tracker.reps_in_set == 1 and not any(f.partial for f in feedback)
+    last = tracker.finish()
+    assert last is not None and last.index == 2  # type: ignore[union-attr]

@@ -4,6 +4,10 @@ import struct
 
 import pytest
 
+from analysis.exercises import BY_SLUG
+from analysis.reps import PartialRepetition
+from analysis.tracker import VIEW_ADVICE, Feedback, Plan, Stage, why_not_counted
+from sessions import protocol
 from sessions.protocol import (
     FRAME_HEADER,
     MAX_MESSAGE_BYTES,
@@ -74,3 +78,35 @@ def test_a_steady_stream_at_the_rate_is_never_refused():
     guard = StreamGuard(rate_per_s=15, burst=5)
     assert all(guard.admit(Frame(n, 0.0, b""), now_s=n / 15) is None for n in range(300))
     assert not guard.abusive
+
+
+def test_a_movement_that_did_not_count_says_why_and_the_pose_carries_set_up_advice():
+    partial = PartialRepetition(
+        set_number=1,
+        side="right",
+        start_s=1.0,
+        end_s=3.0,
+        peak_deg=72.0,
+        needed_deg=36.0,
+        rom_deg=30.0,
+        reason="short",
+    )
+    plan = Plan(BY_SLUG["squat"], side="right", sets=1, reps=5, target_deg=90)
+    feedback = Feedback(
+        Stage.COUNTING,
+        1,
+        0,
+        partial=partial,
+        not_counted=why_not_counted(partial, plan),
+        advice=VIEW_ADVICE["turn_side"],
+    )
+    (message,) = protocol.event_messages(feedback, {})
+    assert message == {
+        "type": "partial",
+        "set": 1,
+        "peak": 72.0,
+        "reason": "short",
+        "text": "Go a bit further: 72 of 90°",
+    }
+    pose = protocol.pose_message(7, None, feedback, dropped=0)
+    assert pose["advice"].startswith("Counting goes on") and pose["placement"] is None

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from patients.models import Exercise, PainReport
 from sessions.models import ExerciseSession, Repetition
-from sessions.selectors import today_plan
+from sessions.selectors import live_plan, today_plan
 from sessions.services import rep_record, session_start
 from tests.conftest import World, client_for, rep_data
 
@@ -184,3 +184,40 @@ def test_the_patients_sessions_are_paged(world: World) -> None:
         reverse("patient_detail", args=[world.p.pk]) + "?page=99"
     )
     assert page.status_code == 200  # an out-of-range page shows the last one
+
+
+def _finished_before(done: ExerciseSession, *, days: int, mean_rom: float, side: str) -> None:
+    ExerciseSession.objects.create(
+        patient=done.patient,
+        prescription=done.prescription,
+        exercise=done.exercise,
+        side=side,
+        status=ExerciseSession.Status.COMPLETED,
+        started_at=done.started_at - datetime.timedelta(days=days),
+        target_sets=1,
+        target_reps=3,
+        target_rom_deg=90,
+        reps_counted=3,
+        mean_rom_deg=mean_rom,
+    )
+
+
+def test_the_live_plan_expects_the_patients_own_recent_range_on_that_side(world: World) -> None:
+    done = world.a.completed_session  # mean ROM 81.5
+    for days, mean_rom in ((9, 20.0), (7, 30.0), (5, 40.0)):
+        _finished_before(done, days=days, mean_rom=mean_rom, side=done.side)
+    _finished_before(done, days=1, mean_rom=10.0, side="left" if done.side != "left" else "right")
+    today = replace_session(done, status=ExerciseSession.Status.IN_PROGRESS)
+    plan = live_plan(session=today)
+    # The last three completed on this side: 81.5, 40 and 30 (the 20 is older).
+    assert plan.expected_rom_deg == 40.0 and plan.side == done.side
+    both = replace_session(done, side="both", status=ExerciseSession.Status.IN_PROGRESS)
+    assert live_plan(session=both).side == "both"  # both limbs are measured
+    assert live_plan(session=both).expected_rom_deg is None  # no history for "both" yet
+
+
+def replace_session(done: ExerciseSession, **changes: object) -> ExerciseSession:
+    columns = ExerciseSession._meta.concrete_fields
+    fields = {f.name: getattr(done, f.name) for f in columns if f.name != "id"}
+    fields.update(started_at=timezone.now(), mean_rom_deg=None, reps_counted=0, **changes)
+    return ExerciseSession.objects.create(**fields)

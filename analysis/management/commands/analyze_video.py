@@ -1,4 +1,4 @@
-"""`python manage.py analyze_video PATH --exercise SLUG [--side auto|left|right] [--json]`
+"""`python manage.py analyze_video PATH --exercise SLUG [--side auto|left|right|both] [--json]`
 
 A contract other tools depend on: with --json, stdout holds exactly one JSON object (see
 analysis.video.VideoAnalysis.as_json). Bad input (unknown exercise, unreadable file, nobody in
@@ -28,7 +28,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path)
         parser.add_argument("--exercise", required=True, help="exercise slug, e.g. squat")
-        parser.add_argument("--side", choices=["auto", "left", "right"], default="auto")
+        parser.add_argument("--side", choices=["auto", "left", "right", "both"], default="auto")
         parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     def handle(self, *args: Any, **options: Any) -> None:
