@@ -8,18 +8,19 @@ movement always goes *up* from rest towards the target, whichever way the joint 
     REST      follows the lowest point (the trough)  --(s rises `onset` above it)-->  RISING
     RISING    follows the highest point (the crest)  --(s falls `onset` below it)-->  RETURNING
     RETURNING follows the lowest point since the crest; s above the crest again: RISING. It ends
-              - at once when s is back within RETURN_NEAR of the way to where it started,
+              - at once when s is back within RETURN_NEAR of its rise from where it started,
               - or, once s has come back at least `needed`, when it turns up again or stays
                 there for SETTLE_S (a patient who does not return all the way between reps),
               and the excursion is judged:
-        full repetition: it rose and came back at least `needed`, and stayed beyond the middle
-                         of its range for min_duration_s (a landmark glitch is a brief spike);
+        full repetition: it rose at least `needed` and came back as far (or to within
+                         RETURN_NEAR of its start), and stayed beyond the middle of its range
+                         for min_duration_s (a landmark glitch is a brief spike);
         partial: it rose at least the exercise's floor but missed one of those (reported with
                  the reason, not counted);
         otherwise: noise (fidgeting, shifting weight), ignored.
 
 No fixed angle has to be reached. `needed` is COUNT_SHARE of the movement's expected range:
-the median of the last repetitions counted in the set, or before the first one the patient's own
+the median of the last repetitions counted, or before the first one the patient's own
 recent range (`expected_rom_deg`, from their last sessions) capped by the exercise's textbook
 rest-to-peak range, and never less than the exercise's floor (`min_amplitude_deg`), which keeps
 noise out. A patient who tires is still counted as the range shrinks; a patient with a limited
@@ -30,8 +31,9 @@ first rise: that excursion counts only if the rise seen covers START_SHARE of it
 stream that ends on the way back counts its last repetition once it came back END_SHARE of the
 way (`finish`). Exercises that may start from either end (`rests_at_either_end`, e.g. a press
 begun at lockout) count from whichever end the first movement leaves. A gap in the signal longer
-than max_gap_s drops the repetition in progress rather than guessing what happened; shorter gaps
-(a limb passing behind the body) are bridged.
+than max_gap_s ends the stream there (the repetition under way is judged as at the end of a
+stream, never guessed through) and counting starts afresh; shorter gaps (a limb passing behind
+the body) are bridged.
 """
 
 import math
@@ -82,7 +84,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class PartialRepetition:
-    """A deliberate movement that did not count: why, and how far it got."""
+    """A movement that did not count: why, and how far it got."""
 
     set_number: int
     side: str
@@ -121,9 +123,9 @@ class RepetitionCounter:
         set_number: int = 1,
         max_gap_s: float = MAX_GAP_S,
     ) -> None:
-        """`side` is "left", "right" or "both" (both limbs: the one further into the movement is
-        followed, as for alternating exercises). `expected_rom_deg` is the patient's own recent
-        range of motion in this exercise, when known."""
+        """`side` is "left", "right" or "both"; which limb is followed also depends on the
+        exercise's laterality (see _point). `expected_rom_deg` is the patient's own recent range
+        of motion in this exercise, when known."""
         if side not in ("left", "right", "both"):
             raise ValueError(f"side must be 'left', 'right' or 'both', not {side!r}")
         self.exercise = exercise
@@ -150,9 +152,7 @@ class RepetitionCounter:
     @property
     def needed_deg(self) -> float:
         """The range a movement must cover (out and back) to count, in degrees."""
-        recent = [
-            rep.rom_deg for rep in self.reps[-RANGE_MEMORY:] if rep.set_number == self.set_number
-        ]
+        recent = [rep.rom_deg for rep in self.reps[-RANGE_MEMORY:]]
         expected = statistics.median(recent) if recent else self._prior_rom_deg
         return max(self._min_amplitude_deg, COUNT_SHARE * expected)
 
@@ -234,16 +234,18 @@ class RepetitionCounter:
         self._joined = True  # no trough seen before the first rise
         self._band_since: float | None = None
         self._longest_hold_s = 0.0
-        self._seen: list[float] = []  # the signal so far, to orient a two-ended exercise
+        # The signal's extremes so far, to orient a two-ended exercise.
+        self._seen_low, self._seen_high = math.inf, -math.inf
 
     def _orient(self, point: _Point) -> bool:
         """For an exercise that may start at either end: the end the first clear movement leaves
         is the rest; seen from the other end, the signal is flipped. True when it was flipped."""
-        self._seen.append(point.s)
+        self._seen_low = min(self._seen_low, point.s)
+        self._seen_high = max(self._seen_high, point.s)
         clear = max(self._min_amplitude_deg, self._prior_rom_deg)
-        if point.s - min(self._seen) >= clear:
+        if point.s - self._seen_low >= clear:
             self._oriented = True
-        elif max(self._seen) - point.s >= clear:
+        elif self._seen_high - point.s >= clear:
             self._direction = -self._direction
             # Seen from the other end, what came so far is the rest before the first repetition.
             self.phase = Phase.REST
@@ -279,7 +281,7 @@ class RepetitionCounter:
         while point.t_s - self._points[0].t_s > REST_LOOKBACK_S:
             self._points.pop(0)
         # The trough of the last few seconds: a rest that drifts (sinking into the knees) moves it.
-        lowest = min(self._points, key=lambda p: p.s)
+        lowest = min(reversed(self._points), key=lambda p: p.s)  # the latest, if tied
         if point.s - lowest.s < self._onset_deg:
             return
         # The repetition starts where the motion began: the last moment at (about) the trough,
@@ -311,7 +313,7 @@ class RepetitionCounter:
             self.phase = Phase.RISING
             self._crest_at = last
             return None
-        if point.s <= self._points[self._return_at].s:
+        if point.s < self._points[self._return_at].s:  # the first time it got this low
             self._return_at = last
         low = self._points[self._return_at]
         rise = crest.s - self._points[0].s

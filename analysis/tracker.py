@@ -161,7 +161,8 @@ class ExerciseTracker:
         self._report_problem(t_s, problem, feedback)
         if pose is not None:
             feedback.advice = VIEW_ADVICE.get(view_problem(pose, self.plan) or "")
-        return self._count(t_s, pose if problem is None else None, feedback)
+        # Limbs out of view give no angle (as offline): the counter sees a gap, nothing more.
+        return self._count(t_s, pose, feedback)
 
     def finish(self) -> RepetitionMetrics | PartialRepetition | None:
         """The end of the stream: a repetition well on its way back still counts."""
