@@ -20,10 +20,10 @@ movement always goes *up* from rest towards the target, whichever way the joint 
         otherwise: noise (fidgeting, shifting weight), ignored.
 
 No fixed angle has to be reached. `needed` is COUNT_SHARE of the movement's expected range:
-the median of the last repetitions counted, or before the first one the patient's own
-recent range (`expected_rom_deg`, from their last sessions) capped by the exercise's textbook
-rest-to-peak range, and never less than the exercise's floor (`min_amplitude_deg`), which keeps
-noise out. A patient who tires is still counted as the range shrinks; a patient with a limited
+the median of the last repetitions counted, or before the first one the exercise's textbook
+rest-to-peak range, lowered to the prescribed target's distance from rest and to the patient's
+own recent range (`expected_rom_deg`, from their last sessions) when these are smaller; never
+less than the exercise's floor (`min_amplitude_deg`), which keeps noise out. A patient who tires is still counted as the range shrinks; a patient with a limited
 range is counted on theirs. The range reached is still recorded and judged against the target.
 
 A stream that starts mid-movement (a video, a session joined late) has no trough before its
@@ -134,9 +134,12 @@ class RepetitionCounter:
         self.max_gap_s = max_gap_s
         thresholds = exercise.thresholds
         self._min_amplitude_deg = thresholds.min_amplitude_deg
+        # Before the first repetition: the textbook range, or less when the prescription's target
+        # lies closer to rest (a knee in its first week) or the patient's own range is smaller.
         textbook = abs(thresholds.peak_deg - thresholds.rest_deg)
+        prescribed = thresholds.direction * (self.target_deg - thresholds.rest_deg)
         own = expected_rom_deg if expected_rom_deg and expected_rom_deg > 0 else math.inf
-        self._prior_rom_deg = min(textbook, own)
+        self._prior_rom_deg = min(textbook, prescribed if prescribed > 0 else math.inf, own)
         self.reps: list[RepetitionMetrics] = []
         self.partials: list[PartialRepetition] = []
         self.start_set(set_number)

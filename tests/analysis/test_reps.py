@@ -205,3 +205,19 @@ def test_the_stored_trace_has_ten_values_per_second():
     rep = counter.reps[0]
     assert len(rep.trace_deg) == pytest.approx(rep.duration_s * 10 + 1, abs=1)
     assert max(rep.trace_deg) == pytest.approx(rep.max_deg, abs=1.0)
+
+
+def test_a_first_repetition_is_expected_to_cover_the_smaller_of_textbook_target_and_own_range():
+    heel_slide = BY_SLUG["heel_slide"]  # textbook 20 -> 50 deg: 30 deg, floor 15
+    assert RepetitionCounter(heel_slide, side="right").needed_deg == 15
+    squat = BY_SLUG["squat"]  # textbook 20 -> 60 deg: 40 deg; 40 % of it under the 20 deg floor
+    assert RepetitionCounter(squat, side="right", target_deg=90).needed_deg == 20
+    shoulder = BY_SLUG["shoulder_abduction"]  # textbook 30 -> 90 deg: 60 deg
+    assert RepetitionCounter(shoulder, side="right").needed_deg == pytest.approx(24)
+    # A frozen shoulder reaching 55 deg in its last sessions, and a target of 70 deg.
+    own = RepetitionCounter(shoulder, side="right", target_deg=70, expected_rom_deg=55)
+    assert own.needed_deg == pytest.approx(20)  # 40 % of 40 (target 70 - rest 30) is under 20
+    # Seen once, the patient's own repetitions set the range.
+    t, raise_deg = _cosine_reps(5, 60, 3.0, 3)
+    counter, _ = _count(shoulder, t, raise_deg, raise_deg, side="left", expected_rom_deg=55)
+    assert len(counter.reps) == 3 and counter.needed_deg == pytest.approx(0.4 * 55, abs=0.5)
