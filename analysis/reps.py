@@ -23,8 +23,9 @@ No fixed angle has to be reached. `needed` is COUNT_SHARE of the movement's expe
 the median of the last repetitions counted, or before the first one the exercise's textbook
 rest-to-peak range, lowered to the prescribed target's distance from rest and to the patient's
 own recent range (`expected_rom_deg`, from their last sessions) when these are smaller; never
-less than the exercise's floor (`min_amplitude_deg`), which keeps noise out. A patient who tires is still counted as the range shrinks; a patient with a limited
-range is counted on theirs. The range reached is still recorded and judged against the target.
+less than the exercise's floor (`min_amplitude_deg`), which keeps noise out. A patient who tires
+is still counted as the range shrinks; a patient with a limited range is counted on theirs. The
+range reached is still recorded and judged against the target.
 
 A stream that starts mid-movement (a video, a session joined late) has no trough before its
 first rise: that excursion counts only if the rise seen covers START_SHARE of its return. A
