@@ -306,9 +306,9 @@ PLACEMENT_MESSAGES = {
     "limbs_hidden": "Move so that your whole body is in the picture",
     "too_close": "Step back a little: part of you is outside the picture",
 }
-VIEW_ADVICE = {
-    "turn_side": "Counting goes on; for the most accurate angle, turn sideways to the camera",
-    "turn_front": "Counting goes on; for the most accurate angle, face the camera",
+VIEW_ADVICE = {  # counting goes on: the patient sees it, the advice stays short
+    "turn_side": "For a more accurate angle, turn sideways to the camera",
+    "turn_front": "For a more accurate angle, face the camera",
 }
 
 
