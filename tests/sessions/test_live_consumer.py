@@ -395,6 +395,28 @@ def test_a_real_squat_video_is_counted_recorded_and_summarised(
     assert session.reps_counted == 2
 
 
+def test_ending_on_the_way_up_from_a_squat_counts_it_once_it_came_half_way_back(
+    world: World, squat_frames: list[tuple[float, bytes]], settings: Any
+) -> None:
+    # The second squat's bottom is at 17.3 s; by 17.9 s the knee is back from 113 to 53 deg.
+    settings.LIVE_MAX_FRAMES_PER_S = 1000
+    session = world.a.open_session
+    headers = headers_of(world.p.user)
+    cut = [(ms, jpeg) for ms, jpeg in squat_frames if ms < 17_900]
+
+    async def scenario() -> list[dict[str, Any]]:
+        return await stream_session(communicator(headers, session), cut)
+
+    events = run(scenario)
+    reps = [event for event in events if event["type"] == "rep"]
+    assert [(rep["set"], rep["index"]) for rep in reps] == [(1, 1)]  # before the end
+    assert events[-1]["summary"]["reps"] == 2
+    assert [(row.set_number, row.index) for row in session.repetitions.order_by("index")] == [
+        (1, 1),
+        (1, 2),
+    ]
+
+
 @pytest.mark.skipif(
     not settings_module.REDIS_URL
     or "postgres" not in settings_module.DATABASES["default"]["ENGINE"],
