@@ -95,8 +95,7 @@ class PartialRepetition:
     needed_deg: float  # the range it had to cover
     rom_deg: float  # the range it covered
     # "short": not far enough; "not_back": did not come back; "brief": a spike (often a landmark
-    # glitch); "joined": under way when counting began; "other_side": a turn of the limb not
-    # prescribed (alternating exercises)
+    # glitch); "joined": under way when counting began
     reason: str
 
     @property
@@ -386,17 +385,10 @@ class RepetitionCounter:
             return self._partial(points, needed, reason="not_back")
         if held < self.exercise.thresholds.min_duration_s:
             return self._partial(points, needed, reason="brief")
-        if self._other_side_led(points):
-            return self._partial(points, needed, reason="other_side")
         self.index_in_set += 1
         rep = self._metrics(points, rest_low)
         self.reps.append(rep)
         return rep
-
-    def _other_side_led(self, points: list[_Point]) -> bool:
-        """An alternating exercise prescribed for one side counts the turns that side leads."""
-        alternating = self.exercise.laterality is Laterality.ALTERNATING
-        return alternating and self.side != "both" and self._best(points).side != self.side
 
     def _partial(self, points: list[_Point], needed: float, *, reason: str) -> PartialRepetition:
         best = self._best(points)

@@ -298,8 +298,6 @@ def why_not_counted(partial: PartialRepetition, plan: Plan) -> str | None:
         return f"Go a bit further: {partial.peak_deg:.0f} of {plan.target_deg:.0f}°"
     if partial.reason == "not_back":
         return "Come back all the way to the start before the next one"
-    if partial.reason == "other_side":
-        return f"This exercise counts your {plan.side} side only"
     return None
 
 

@@ -41,8 +41,7 @@ Server -> client (always text, JSON with a ``type``)
               (labels of its form flags)
 ``partial``   a movement that did not count: set, peak (deg), ``reason`` (short: not far enough;
               not_back: did not come back; brief: a spike; joined: under way when counting
-              began; other_side: the limb not prescribed) and ``text``, what to tell the
-              patient (or null)
+              began) and ``text``, what to tell the patient (or null)
 ``set``       a set finished: set, ``stage`` (resting or done), rest (s)
 ``cue``       ``text``: one short instruction for the patient (the page may speak it)
 ``error``     ``code``, ``message`` and ``seq`` (null for text messages) about one message; the
