@@ -186,7 +186,7 @@ class RepetitionCounter:
             return None
         event = None
         if point.t_s - self._last_t > self.max_gap_s:
-            event = self._end_of_stream() if self._stream_started else None
+            event = self._end_of_stream()
             self._restart()
         self._last_t = point.t_s
         if not self._oriented and self._orient(point):
@@ -234,7 +234,7 @@ class RepetitionCounter:
         self._rest_low = math.inf
         self._crest_at = 0  # index into _points
         self._return_at = 0  # index into _points: the lowest point since the crest
-        self._stream_started = False
+        self._first_t: float | None = None  # of the stream (or of what follows a long gap)
         self._joined = True  # no trough seen before the first rise
         self._band_since: float | None = None
         self._longest_hold_s = 0.0
@@ -263,8 +263,7 @@ class RepetitionCounter:
         return _Point(point.t_s, -point.s, point.side, point.other_deg, point.measures)
 
     def _step(self, point: _Point) -> RepetitionMetrics | PartialRepetition | None:
-        if not self._stream_started:
-            self._stream_started = True
+        if self._first_t is None:
             self._first_t = point.t_s
         if self.phase is Phase.REST:
             self._rest_point(point)
@@ -294,6 +293,7 @@ class RepetitionCounter:
         self._points = self._points[onset:]
         self._rest_low = lowest.s  # the true lowest point at rest, for the range of motion
         # Lowest at the very start of the stream: it never came down, it was joined on the way.
+        assert self._first_t is not None  # nosec B101 # narrows the type: _step set it
         self._joined = lowest.t_s - self._first_t <= JOINED_WITHIN_S
         self.phase = Phase.RISING
         self._crest_at = max(range(len(self._points)), key=lambda i: self._points[i].s)
@@ -337,13 +337,8 @@ class RepetitionCounter:
         self._points = []
         self._joined = False
         event = self._judge(excursion, joined=joined, rest_low=rest_low)
-        for point in after:
-            if self.phase is Phase.REST:
-                self._rest_point(point)
-            else:
-                self._points.append(point)
-                self._track_hold(point)
-                self._rising_point(point)
+        for point in after:  # too few to complete another excursion: nothing to return
+            self._step(point)
         return event
 
     def _end_of_stream(self) -> RepetitionMetrics | PartialRepetition | None:

@@ -91,15 +91,20 @@ def squat_webcam(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return clip
 
 
-@pytest.fixture(scope="session")
-def webcam_browser(playwright: Playwright, squat_webcam: Path) -> Iterator[Browser]:
+def launch_with_webcam(playwright: Playwright, video: Path) -> Browser:
+    """Chromium whose camera plays `video` (y4m) in a loop; the file is a launch argument."""
     camera = [
         "--use-fake-ui-for-media-stream",  # grant the camera without asking
         "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={squat_webcam}",
+        f"--use-file-for-fake-video-capture={video}",
         "--autoplay-policy=no-user-gesture-required",
     ]
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + camera)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + camera)
+
+
+@pytest.fixture(scope="session")
+def webcam_browser(playwright: Playwright, squat_webcam: Path) -> Iterator[Browser]:
+    browser = launch_with_webcam(playwright, squat_webcam)
     yield browser
     browser.close()
 

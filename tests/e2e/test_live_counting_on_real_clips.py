@@ -34,7 +34,7 @@ from patients.models import Exercise, Patient
 from patients.services import assignment_save, protocol_save
 from sessions.models import ExerciseSession
 from sessions.pose_client import local_pool
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, screenshot
+from tests.e2e.conftest import launch_with_webcam, screenshot
 from tests.processes import Background
 
 DEVSET = Path(__file__).resolve().parents[3] / "shared" / "data" / "devset"
@@ -123,13 +123,7 @@ def clip_webcam(clip: Clip, tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def clip_browser(playwright: Playwright, clip_webcam: Path) -> Iterator[Browser]:
     """A Chromium of its own per clip: the fake camera's file is a launch argument."""
-    camera = [
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={clip_webcam}",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + camera)
+    browser = launch_with_webcam(playwright, clip_webcam)
     yield browser
     browser.close()
 
