@@ -159,7 +159,7 @@ def roster_for_therapist(*, therapist: Therapist, today: datetime.date) -> list[
     from sessions.models import ExerciseSession
 
     first_28, first_7 = today - datetime.timedelta(days=27), today - datetime.timedelta(days=6)
-    completed = ExerciseSession.objects.completed()
+    done_sessions = ExerciseSession.objects.work_done()
     open_alerts = (
         Alert.objects.open()
         .filter(patient=OuterRef("pk"))
@@ -189,7 +189,7 @@ def roster_for_therapist(*, therapist: Therapist, today: datetime.date) -> list[
     )
     done: dict[tuple[UUID, UUID, str], int] = defaultdict(int)
     for row in (
-        completed.filter(patient__therapist=therapist, started_at__date__gte=first_28)
+        done_sessions.filter(patient__therapist=therapist, started_at__date__gte=first_28)
         .values("patient_id", "prescription_id", "started_at__date")
         .annotate(n=Count("pk"))
     ):

@@ -158,7 +158,7 @@ def _weeks(
     patient: Patient, sessions: Any, first: datetime.date, last: datetime.date
 ) -> list[Week]:
     done: Counter[datetime.date] = Counter()
-    for started_at in sessions.values_list("started_at", flat=True):
+    for started_at in sessions.work_done().values_list("started_at", flat=True):
         day = timezone.localdate(started_at)
         done[day - datetime.timedelta(days=day.weekday())] += 1
     assignments = (

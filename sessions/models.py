@@ -1,11 +1,14 @@
 """Exercise sessions and their repetitions: numbers derived from landmarks, never images."""
 
+import math
 import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Ceil
 
 from patients.models import Exercise, Patient, Prescription, Side
 
@@ -21,9 +24,28 @@ class RepMetrics(Protocol):
     def rom_deg(self) -> float: ...
 
 
+# A session counts towards the plan (adherence, the week's count on Today, missed-session alerts)
+# when at least this share of its prescribed repetitions was counted: a patient who stood in front
+# of the camera and ended the session, or stopped after a few repetitions, has not done it. A
+# session the patient marked as done without the camera counts on their word (an exercise diary).
+PLAN_SHARE = 0.5
+
+
 class ExerciseSessionQuerySet(models.QuerySet["ExerciseSession"]):
     def completed(self) -> "ExerciseSessionQuerySet":
         return self.filter(status=ExerciseSession.Status.COMPLETED)
+
+    def work_done(self) -> "ExerciseSessionQuerySet":
+        """Completed sessions that count towards the plan: enough repetitions counted (see
+        PLAN_SHARE), or done without the camera by the patient's word."""
+        return (
+            self.completed()
+            .alias(_prescribed=F("target_sets") * F("target_reps"))
+            .filter(
+                Q(reps_counted__gte=Ceil(F("_prescribed") * PLAN_SHARE))
+                | Q(self_reported=True, reps_counted=0)
+            )
+        )
 
 
 class ExerciseSession(models.Model):
@@ -37,6 +59,14 @@ class ExerciseSession(models.Model):
         IN_PROGRESS = "in_progress", "In progress"
         COMPLETED = "completed", "Completed"
         ABANDONED = "abandoned", "Abandoned"
+
+    class Outcome(models.TextChoices):
+        """What an ended session measured, from its counted repetitions."""
+
+        DONE = "done", "Done"
+        PARTLY_DONE = "partly_done", "Partly done"
+        REPORTED = "reported", "Done without the camera (reported)"
+        NOT_MEASURED = "not_measured", "Nothing measured"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="sessions")
@@ -58,6 +88,10 @@ class ExerciseSession(models.Model):
     best_peak_deg = models.FloatField(
         null=True, blank=True, help_text="The angle reached furthest towards the target"
     )
+    self_reported = models.BooleanField(
+        default=False,
+        help_text="Marked as done by the patient without the camera: nothing was measured",
+    )
 
     objects = ExerciseSessionQuerySet.as_manager()
 
@@ -71,6 +105,34 @@ class ExerciseSession(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.IN_PROGRESS
+
+    @property
+    def prescribed_reps(self) -> int:
+        return self.target_sets * self.target_reps
+
+    @property
+    def reps_needed_for_plan(self) -> int:
+        return math.ceil(self.prescribed_reps * PLAN_SHARE)
+
+    @property
+    def outcome(self) -> "ExerciseSession.Outcome | None":
+        """None while the session is open."""
+        if self.is_open:
+            return None
+        if self.reps_counted >= self.prescribed_reps:
+            return self.Outcome.DONE
+        if self.reps_counted:
+            return self.Outcome.PARTLY_DONE
+        return self.Outcome.REPORTED if self.self_reported else self.Outcome.NOT_MEASURED
+
+    @property
+    def counts_towards_plan(self) -> bool:
+        """The rule of ExerciseSessionQuerySet.work_done, for a session at hand."""
+        if self.status != self.Status.COMPLETED:
+            return False
+        return (
+            self.reps_counted >= self.reps_needed_for_plan or self.outcome == self.Outcome.REPORTED
+        )
 
     def summarise(self, reps: Sequence[RepMetrics]) -> None:
         """Set the summary from the counted repetitions. The best peak is the highest angle for

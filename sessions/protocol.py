@@ -320,7 +320,12 @@ def summary(session: ExerciseSession, reps: list[RepetitionMetrics]) -> dict[str
     per_set = Counter(rep.set_number for rep in reps)
     labels = {fault.code: fault.label for fault in session.exercise.definition().form_faults}
     flags = Counter(labels.get(code, code) for rep in reps for code in rep.form_flags)
+    headline, text = outcome_text(session)
     return {
+        "outcome": session.outcome,
+        "headline": headline,
+        "outcome_text": text,
+        "counts_towards_plan": session.counts_towards_plan,
         "sets": [{"set": n, "reps": per_set[n]} for n in range(1, session.target_sets + 1)],
         "reps": session.reps_counted,
         "target_reps": session.target_reps,
@@ -332,3 +337,31 @@ def summary(session: ExerciseSession, reps: list[RepetitionMetrics]) -> dict[str
         "form": dict(flags.most_common()),
         "report_url": reverse("session_report", args=[session.pk]),
     }
+
+
+def outcome_text(session: ExerciseSession) -> tuple[str, str]:
+    """What the patient is told about an ended session: a headline and a sentence. Praise only
+    for work that was measured."""
+    counted, prescribed = session.reps_counted, session.prescribed_reps
+    outcome = session.outcome
+    if outcome == ExerciseSession.Outcome.DONE:
+        return "Well done — the session is finished", f"All {prescribed} repetitions were counted."
+    if outcome == ExerciseSession.Outcome.PARTLY_DONE:
+        plan = (
+            "It counts towards your plan this week."
+            if session.counts_towards_plan
+            else f"A session counts towards your plan from {session.reps_needed_for_plan} "
+            "repetitions."
+        )
+        counts = f"{counted} of {prescribed} repetitions were counted."
+        return "Session finished — partly done", f"{counts} {plan}"
+    if outcome == ExerciseSession.Outcome.REPORTED:
+        return (
+            "Thank you — the session is marked as done",
+            "You did it without the camera, so nothing was measured; it counts towards your plan.",
+        )
+    return (
+        "No repetitions were measured",
+        "Nothing was counted, so this session does not count towards your plan. Make sure your "
+        "whole body is in the picture and move through the exercise, then try again.",
+    )

@@ -64,13 +64,13 @@ def today_plan(*, patient: Patient, today: datetime.date) -> list[PlanItem]:
     week = list(
         ExerciseSession.objects.filter(
             patient=patient, started_at__date__gte=monday, started_at__date__lte=today
-        ).only("prescription_id", "status", "started_at")
+        ).only(
+            "prescription_id", "status", "started_at", "reps_counted", "target_sets", "target_reps"
+        )
     )
-    completed = [s for s in week if s.status == ExerciseSession.Status.COMPLETED]
-    per_line = Counter(s.prescription_id for s in completed)
-    today_lines = {
-        s.prescription_id for s in completed if timezone.localdate(s.started_at) == today
-    }
+    done = [s for s in week if s.counts_towards_plan]
+    per_line = Counter(s.prescription_id for s in done)
+    today_lines = {s.prescription_id for s in done if timezone.localdate(s.started_at) == today}
     open_sessions = {
         s.prescription_id: s
         for s in week

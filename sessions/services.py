@@ -59,10 +59,11 @@ def session_complete(
     session: ExerciseSession,
     known_reps: Sequence[RepetitionMetrics] = (),
     now: datetime.datetime | None = None,
+    self_reported: bool = False,
 ) -> ExerciseSession:
     """Close the session and store its summary from the recorded repetitions, together with
     `known_reps` that the live consumer counted and may still be on their way through Celery.
-    Idempotent."""
+    `self_reported`: the patient marked it as done without the camera. Idempotent."""
     with transaction.atomic():
         session = (
             ExerciseSession.objects.select_for_update()
@@ -73,6 +74,7 @@ def session_complete(
             return session
         _store_summary(session, known_reps)
         session.status = ExerciseSession.Status.COMPLETED
+        session.self_reported = self_reported
         session.ended_at = now or timezone.now()
         session.save()
         from patients.tasks import alerts_refresh_patient  # here: patients.services reads sessions

@@ -103,7 +103,7 @@ def _session_figures(session: ExerciseSession, repetitions: list[Repetition]) ->
 @require_POST
 def complete(request: PatientRequest, session_id: UUID) -> HttpResponse:
     session = session_get_for_user(user=request.user, session_id=session_id)
-    session_complete(session=session)
+    session_complete(session=session, self_reported=True)
     notify_session_ended(session.pk)
     return redirect("session_report", session_id=session.pk)
 

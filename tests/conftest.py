@@ -124,8 +124,9 @@ def make_practice(prefix: str) -> Practice:
     done = session_start(
         patient=patient, prescription=first, now=timezone.now() - datetime.timedelta(hours=1)
     )
-    for index in (1, 2):
-        rep_record(session=done, data=rep_data(set_number=1, index=index, rom=80.0 + index))
+    # Half of the 2 x 3 prescribed (what counts towards the plan); mean ROM 81.5, best 82.
+    for set_number, index, rom in ((1, 1, 81.0), (1, 2, 82.0), (2, 1, 81.5)):
+        rep_record(session=done, data=rep_data(set_number=set_number, index=index, rom=rom))
     done = session_complete(session=done)
     session_report(session=done, pain_nrs=3, effort_borg=4.0)
     alert = Alert.objects.create(

@@ -96,6 +96,7 @@ const el = {
   status: byId("status"),
   summary: byId("summary"),
   summaryHeading: byId("summary-heading"),
+  summaryOutcome: byId("summary-outcome"),
   summaryTotal: byId("summary-total"),
   summaryTarget: byId("summary-target"),
   summarySets: byId("summary-sets"),
@@ -774,6 +775,9 @@ function showNotice(text) {
 }
 
 function renderSummary(summary) {
+  if (typeof summary.headline === "string") setText(el.summaryHeading, summary.headline);
+  setText(el.summaryOutcome, typeof summary.outcome_text === "string" ? summary.outcome_text : "");
+  el.summary.dataset.outcome = typeof summary.outcome === "string" ? summary.outcome : "";
   const sets = Array.isArray(summary.sets) ? summary.sets : [];
   const repsPerSet = positive(summary.target_reps, plan.reps);
   const setCount = sets.length || plan.sets;

@@ -129,9 +129,13 @@ def test_an_extension_peaks_at_its_lowest_angle(
 def test_weeks_hold_sessions_done_against_prescribed(
     world: World, lines: dict[str, Prescription]
 ) -> None:
+    two = [rep(1, low=5, high=90), rep(2, low=5, high=88)]  # of 3 prescribed: counts
     for day in (0, 2, 4):
-        session_on(lines["slide"], MONDAY + datetime.timedelta(days=day), [rep(1, low=5, high=90)])
-    session_on(lines["extension"], MONDAY + datetime.timedelta(days=8), [rep(1, low=9, high=85)])
+        session_on(lines["slide"], MONDAY + datetime.timedelta(days=day), two)
+    session_on(lines["extension"], MONDAY + datetime.timedelta(days=8), two)
+    # One repetition of three, and nothing at all: ended, but not done.
+    session_on(lines["slide"], MONDAY + datetime.timedelta(days=5), [rep(1, low=5, high=90)])
+    session_on(lines["extension"], MONDAY + datetime.timedelta(days=9), [])
     progress = progress_of_patient(
         patient=world.p,
         first=MONDAY - datetime.timedelta(days=14),
