@@ -126,7 +126,7 @@ def missed_sessions(last_7_days: Progress, *, today: datetime.date) -> list[Find
 
 def rom_findings(series: RomSeries) -> list[Finding]:
     """ROM falling, else ROM stalled, for one exercise and side."""
-    points = series.points
+    points = series.trusted_points  # a measurement graded poor raises nothing
     target = series.target_deg
     if len(points) < 2 * ROM_SESSIONS or target is None:
         return []
@@ -186,7 +186,7 @@ def pain_rising(progress: Progress, *, tz: datetime.tzinfo = datetime.UTC) -> li
 
 
 def form_flags(series: RomSeries) -> list[Finding]:
-    points = series.points[-FORM_SESSIONS:]
+    points = series.trusted_points[-FORM_SESSIONS:]
     if len(points) < FORM_SESSIONS:
         return []
     reps = sum(p.reps for p in points)

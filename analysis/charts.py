@@ -9,7 +9,8 @@ from typing import Protocol
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.progress import Progress, RomSeries, Wellbeing
+from analysis.progress import Progress, RomSeries, SessionRom, Wellbeing
+from analysis.quality import Grade
 
 # One palette for the pages and the reports (the brand, good and poor colours of app.css).
 INK = "#1b2733"
@@ -63,7 +64,11 @@ def rom_figure(sides: Sequence[RomSeries], *, simple: bool = False) -> go.Figure
 def _rom_traces(fig: go.Figure, series: RomSeries, *, col: int, legend: bool, simple: bool) -> None:
     days = [p.started_at for p in series.points]
     means = [p.mean_deg for p in series.points]
-    hover = [f"{p.reps} reps, {p.low_deg:.0f}–{p.high_deg:.0f}°" for p in series.points]
+    hover = [
+        f"{p.reps} reps, {p.low_deg:.0f}–{p.high_deg:.0f}°"
+        + (" · poor measurement" if p.poor else "")
+        for p in series.points
+    ]
     spread = {
         "type": "data",
         "symmetric": False,
@@ -79,7 +84,8 @@ def _rom_traces(fig: go.Figure, series: RomSeries, *, col: int, legend: bool, si
             y=means,
             mode="markers",
             name="Mean per session" + ("" if simple else " (bar: all reps)"),
-            marker={"color": BLUE, "size": 6},
+            # Hollow: every repetition of that session was graded poor (analysis.quality).
+            marker={"color": BLUE, "size": 6, "symbol": [_symbol(p) for p in series.points]},
             error_y=None if simple else spread,
             customdata=hover,
             hovertemplate="mean %{y:.0f}° · %{customdata}<extra></extra>",
@@ -106,7 +112,7 @@ def _rom_traces(fig: go.Figure, series: RomSeries, *, col: int, legend: bool, si
         )
         fig.add_trace(
             go.Scatter(
-                x=days,
+                x=[p.started_at for p in series.trusted_points],
                 y=series.trend,
                 mode="lines",
                 name="Trend (median of 5)",
@@ -222,7 +228,7 @@ def wellbeing_figure(wellbeing: Sequence[Wellbeing], rom: RomSeries | None) -> g
     if rom is not None and rom.points:
         fig.add_trace(
             go.Scatter(
-                x=[p.started_at for p in rom.points],
+                x=[p.started_at for p in rom.trusted_points],
                 y=rom.trend,
                 mode="lines",
                 name=f"{rom.title} ROM trend (°)",
@@ -254,6 +260,8 @@ class RepTrace(Protocol):
     def trace_deg(self) -> list[float]: ...
     @property
     def form_flags(self) -> list[str]: ...
+    @property
+    def quality(self) -> str: ...
 
 
 def session_figure(
@@ -279,7 +287,11 @@ def session_figure(
                 y=trace,
                 mode="lines",
                 name=_rep_label(rep),
-                line={"width": 1.5, "color": ORANGE if rep.form_flags else BLUE},
+                line={
+                    "width": 1.5,
+                    "color": ORANGE if rep.form_flags else BLUE,
+                    "dash": "dot" if rep.quality == Grade.POOR else "solid",
+                },
                 opacity=0.6,
                 showlegend=False,
                 hovertemplate=f"{_rep_label(rep)}: %{{y:.0f}}° at %{{x:.1f}} s<extra></extra>",
@@ -297,10 +309,20 @@ def session_figure(
         go.Bar(
             x=labels,
             y=[rep.rom_deg for rep in reps],
-            marker={"color": [ORANGE if rep.form_flags else BLUE for rep in reps]},
+            # Hollow bars: repetitions graded poor, whose angle is not to be trusted.
+            marker={
+                "color": [
+                    "rgba(0,0,0,0)" if rep.quality == Grade.POOR else _rep_colour(rep)
+                    for rep in reps
+                ],
+                "line": {"color": [_rep_colour(rep) for rep in reps], "width": 1.5},
+            },
             text=["⚑" if f else "" for f in flags],
             textposition="outside",
-            customdata=[f or "no form flag" for f in flags],
+            customdata=[
+                (f or "no form flag") + (" · poor measurement" if rep.quality == Grade.POOR else "")
+                for f, rep in zip(flags, reps, strict=True)
+            ],
             hovertemplate="%{x}: %{y:.0f}° · %{customdata}<extra></extra>",
             showlegend=False,
         ),
@@ -314,6 +336,14 @@ def session_figure(
     fig.update_yaxes(title_text="degrees", row=1, col=1)
     fig.update_xaxes(tickangle=-45, type="category", row=1, col=2)
     return fig
+
+
+def _rep_colour(rep: RepTrace) -> str:
+    return ORANGE if rep.form_flags else BLUE
+
+
+def _symbol(point: SessionRom) -> str:
+    return "circle-open" if point.poor else "circle"
 
 
 def _rep_label(rep: RepTrace) -> str:

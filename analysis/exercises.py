@@ -35,6 +35,15 @@ class Laterality(StrEnum):
     ALTERNATING = "alternating"  # the limbs take turns; every turn is one repetition
 
 
+def sides_in_turn(laterality: Laterality, side: str) -> tuple[str, ...]:
+    """The sides a set is done on, one after the other: an exercise for one side prescribed for
+    both is done on the left, then on the right, every set. Otherwise one turn ("both" for
+    exercises whose limbs move together or take turns within the set)."""
+    if side == "both" and laterality is Laterality.ONE_SIDE:
+        return ("left", "right")
+    return (side,)
+
+
 @dataclass(frozen=True)
 class JointAngle:
     joint: str
@@ -82,7 +91,8 @@ class RepThresholds:
     `min_amplitude_deg` and `min_duration_s` (time beyond the middle of the repetition's range)
     are absolute floors against noise, fidgeting and landmark glitches.
     `rests_at_either_end`: the exercise may be started from either end of its range (a press begun
-    at lockout); the counter rests where the first movement starts.
+    at lockout); the counter rests where the first movement starts. `max_velocity_dps`: the
+    fastest peak angular velocity the body produces in this exercise (analysis.quality).
     """
 
     rest_deg: float
@@ -90,6 +100,10 @@ class RepThresholds:
     min_duration_s: float = 0.3
     min_amplitude_deg: float = 20.0
     rests_at_either_end: bool = False
+    # Faster than this, a repetition's peak angular velocity is a landmark glitch, not movement:
+    # controlled exercises take 1-3 s a repetition, and 800 deg/s would cross a knee's whole range
+    # in a sixth of a second. Ballistic ones (a jumping jack's arm swing) go faster.
+    max_velocity_dps: float = 800.0
 
     def __post_init__(self) -> None:
         if abs(self.peak_deg - self.rest_deg) < 10:
@@ -107,8 +121,16 @@ class RepThresholds:
 
 @dataclass(frozen=True)
 class FormFault:
+    """A fault an exercise may show. Whether and how it is measured is the rule of the same code
+    in analysis.form (no rule: observed by the therapist); `threshold`, in the rule's unit,
+    replaces the rule's default for this exercise (None: the default).
+    `observed_by_therapist`: never flagged automatically, even where a rule exists (the
+    exercise's set-up keeps the camera from seeing it)."""
+
     code: str
     label: str
+    threshold: float | None = None
+    observed_by_therapist: bool = False
 
 
 @dataclass(frozen=True)
@@ -229,7 +251,9 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         form_faults=(
             FormFault("knee_past_toes", "Front knee travels far past the toes"),
             _TRUNK_LEAN,
-            _KNEE_VALGUS,
+            # Filmed from the side, and seen from the front a split stance turns the knees'
+            # forward travel into sideways shifts that read as valgus.
+            FormFault("knee_valgus", "Knee collapses inwards", observed_by_therapist=True),
         ),
         outward_is_concentric=False,
     ),
@@ -338,7 +362,7 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
             "comfortable, thumb leading, then lower it slowly."
         ),
         form_faults=(
-            FormFault("trunk_lean", "Arches the back to gain height"),
+            FormFault("trunk_lean", "Leans the trunk back to gain height"),
             _SHOULDER_HIKING,
             FormFault("elbow_bend", "Elbow bends during the raise"),
         ),
@@ -469,7 +493,11 @@ LIBRARY: tuple[ExerciseDefinition, ...] = (
         laterality=Laterality.BOTH_TOGETHER,
         default_target_deg=150,
         thresholds=RepThresholds(
-            rest_deg=40, peak_deg=120, min_duration_s=0.2, min_amplitude_deg=30
+            rest_deg=40,
+            peak_deg=120,
+            min_duration_s=0.2,
+            min_amplitude_deg=30,
+            max_velocity_dps=1500,
         ),
         instructions=(
             "Stand facing the camera. Jump the feet apart while swinging the arms out and up "

@@ -34,6 +34,10 @@ class SessionRom:
     reps: int
     target_deg: float
     flags: dict[str, int] = field(default_factory=dict)  # form flag code -> repetitions flagged
+    # Repetitions graded poor (analysis.quality): the numbers above leave them out, unless all
+    # were (`poor`: the session is drawn hollow and no alert rests on it).
+    poor_reps: int = 0
+    poor: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,23 @@ class RomSeries:
     flag_labels: dict[str, str] = field(default_factory=dict)
 
     @property
+    def poor_reps(self) -> int:
+        return sum(point.poor_reps for point in self.points)
+
+    @property
+    def trusted_points(self) -> tuple[SessionRom, ...]:
+        """The sessions whose measurement can be trusted (not graded poor throughout)."""
+        return tuple(point for point in self.points if not point.poor)
+
+    @property
     def target_deg(self) -> float | None:
         """The latest prescribed target (targets are copied into each session)."""
         return self.points[-1].target_deg if self.points else None
 
     @property
     def trend(self) -> list[float]:
-        return rolling_median([p.mean_deg for p in self.points])
+        """The rolling median of the trusted sessions' means, one value per trusted_points."""
+        return rolling_median([p.mean_deg for p in self.trusted_points])
 
     @property
     def title(self) -> str:
@@ -180,7 +194,9 @@ def _weekly_rom(series: RomSeries) -> RomSeries:
         weeks.setdefault(_week_of(point.started_at), []).append(point)
     furthest = max if series.direction > 0 else min
     points = []
-    for monday, week in weeks.items():
+    for monday, sessions in weeks.items():
+        # As a session leaves out its poor repetitions, a week leaves out its poor sessions.
+        week = [p for p in sessions if not p.poor] or sessions
         points.append(
             SessionRom(
                 session_id=f"week of {monday:%Y-%m-%d}",
@@ -192,6 +208,8 @@ def _weekly_rom(series: RomSeries) -> RomSeries:
                 reps=sum(p.reps for p in week),
                 target_deg=week[-1].target_deg,
                 flags=flag_totals(week),
+                poor_reps=sum(p.poor_reps for p in sessions),
+                poor=all(p.poor for p in sessions),
             )
         )
     return replace(series, points=tuple(points))
@@ -251,8 +269,11 @@ class Measure:
 
 
 def measure_of(series: RomSeries) -> Measure:
-    trend = series.trend
-    best = (max if series.direction > 0 else min)(p.best_deg for p in series.points)
+    """The series' objective measures from its trusted sessions (from all of them only when
+    every one was measured poorly)."""
+    points = series.trusted_points or series.points
+    trend = rolling_median([p.mean_deg for p in points])
+    best = (max if series.direction > 0 else min)(p.best_deg for p in points)
     return Measure(
         series=series,
         first_deg=trend[0],

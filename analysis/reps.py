@@ -47,6 +47,7 @@ import numpy as np
 
 from analysis.exercises import ExerciseDefinition, Laterality
 from analysis.form import form_flags
+from analysis.quality import SEEN_PREFIX, grade_repetition, plausibility, worst
 from analysis.repetitions import RepetitionMetrics
 
 # A hold counts while the angle is within this many degrees short of the target (or beyond it).
@@ -156,9 +157,22 @@ class RepetitionCounter:
     @property
     def needed_deg(self) -> float:
         """The range a movement must cover (out and back) to count, in degrees."""
-        recent = [rep.rom_deg for rep in self.reps[-RANGE_MEMORY:]]
+        recent = [rep.rom_deg for rep in self.reps if self._same_limb(rep)][-RANGE_MEMORY:]
         expected = statistics.median(recent) if recent else self._prior_rom_deg
         return max(self._min_amplitude_deg, COUNT_SHARE * expected)
+
+    def _same_limb(self, rep: RepetitionMetrics) -> bool:
+        """Whether a repetition was done by the limb followed now: after a switch of side (both
+        sides in turn) the other limb's range is not this one's."""
+        one_side = self.exercise.laterality is Laterality.ONE_SIDE and self.side != "both"
+        return not one_side or rep.side == self.side
+
+    def switch_side(self, side: str) -> None:
+        """Follow the other limb from now on (an exercise for one side done on both in turn)."""
+        if side not in ("left", "right"):
+            raise ValueError(f"a switch goes to 'left' or 'right', not {side!r}")
+        self.side = side
+        self._restart()
 
     @property
     def moving(self) -> bool:
@@ -428,24 +442,40 @@ class RepetitionCounter:
             for name in points[0].measures
         }
         best = self._direction * self._best(points).s
+        side = points[peak_at].side
+        rom = float(extremes.max() - extremes.min())
+        velocity = _peak_velocity(t, angle)
+        other = np.array([p.other_deg for p in points])
+        quality = worst(
+            grade_repetition(_gaps_unseen(measures, t), self.exercise.angle, side),
+            plausibility(
+                self.exercise,
+                peak_deg=float(best),
+                peak_velocity_dps=velocity,
+                rom_deg=rom,
+                other_rom_deg=_other_rom(other),
+            ),
+        )
         return RepetitionMetrics(
             set_number=self.set_number,
             index=self.index_in_set,
-            side=points[peak_at].side,
+            side=side,
             start_s=round(float(t[0]), 3),
             end_s=round(float(t[-1]), 3),
             min_deg=round(float(extremes.min()), 1),
             max_deg=round(float(extremes.max()), 1),
-            rom_deg=round(float(extremes.max() - extremes.min()), 1),
+            rom_deg=round(rom, 1),
             duration_s=round(float(t[-1] - t[0]), 3),
-            peak_velocity_dps=round(_peak_velocity(t, angle), 1),
+            peak_velocity_dps=round(velocity, 1),
             concentric_s=round(concentric, 3),
             eccentric_s=round(eccentric, 3),
             hold_s=round(self._longest_hold_s, 3),
-            symmetry_pct=_symmetry_pct(angle, np.array([p.other_deg for p in points])),
+            symmetry_pct=_symmetry_pct(angle, other),
             form_flags=form_flags(
                 self.exercise, measures, peak_deg=float(best), target_deg=self.target_deg
             ),
+            quality=quality.grade.value,
+            quality_reasons=list(quality.reasons),
             trace_deg=_trace(t, angle),
         )
 
@@ -467,6 +497,27 @@ def _peak_velocity(t: np.ndarray, angle: np.ndarray) -> float:
     if len(t) < 2:
         return 0.0
     return float(np.max(np.abs(np.diff(angle) / np.diff(t))))
+
+
+def _gaps_unseen(measures: dict[str, np.ndarray], t: np.ndarray) -> dict[str, np.ndarray]:
+    """The measures with the frames missing between the repetition's samples (the limb not seen,
+    no pose: gaps the counter bridged) added to the seen flags as not seen."""
+    if len(t) < 3:
+        return measures
+    step = float(np.median(np.diff(t)))
+    missing = int(np.sum(np.maximum(np.round(np.diff(t) / step) - 1, 0))) if step > 0 else 0
+    return {
+        name: np.concatenate([values, np.zeros(missing)])
+        if name.startswith(SEEN_PREFIX)
+        else values
+        for name, values in measures.items()
+    }
+
+
+def _other_rom(other: np.ndarray) -> float | None:
+    """The other side's range over the repetition, when it was seen for most of it."""
+    seen = np.isfinite(other)
+    return float(np.ptp(other[seen])) if seen.mean() >= 0.8 else None
 
 
 def _symmetry_pct(angle: np.ndarray, other: np.ndarray) -> float | None:

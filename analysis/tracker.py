@@ -22,7 +22,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from analysis.exercises import AngleSpace, CameraView, ExerciseDefinition
+from analysis.exercises import AngleSpace, CameraView, ExerciseDefinition, sides_in_turn
 from analysis.filters import OneEuroFilter
 from analysis.form import form_measures
 from analysis.kinematics import (
@@ -34,7 +34,8 @@ from analysis.kinematics import (
     plane_obliquity_deg,
     single_side,
 )
-from analysis.landmarks import Landmark, sided_landmark
+from analysis.landmarks import sided_landmark
+from analysis.quality import GOOD_OBLIQUITY_DEG, quality_measures
 from analysis.repetitions import RepetitionMetrics
 from analysis.reps import HOLD_BAND_DEG, PartialRepetition, RepetitionCounter, Sample
 
@@ -43,9 +44,13 @@ COUNTDOWN_S = 3.0
 CUE_COOLDOWN_S = 4.0  # between corrections: text and voice must not pile up
 CLOSE_BAND_DEG = 15.0  # "close to the target" band for the colour of the measured segment
 EDGE_MARGIN = 0.02  # landmarks this close to the image border count as out of view
-# Shoulder width over trunk length in the image: small in a side view, large facing the camera.
-SIDE_VIEW_MAX_RATIO = 0.45
-FRONT_VIEW_MIN_RATIO = 0.55
+# The view advice reads the estimate behind the quality grade (analysis.quality): how far the
+# movement's plane is turned from the image plane, from the world landmarks, averaged over about a
+# second (one frame's depth is noisy). Advice starts a little past the good grade's limit and stops
+# once back within it, so that it does not flicker for a patient standing near the limit.
+VIEW_ADVICE_FROM_DEG = GOOD_OBLIQUITY_DEG + 5.0
+VIEW_ADVICE_UNTIL_DEG = GOOD_OBLIQUITY_DEG
+VIEW_AVERAGE_S = 1.0
 # One Euro settings for joint angles in degrees: steady when still, little lag when moving.
 LIVE_MIN_CUTOFF_HZ = 1.0
 LIVE_BETA = 0.05
@@ -71,6 +76,15 @@ class Plan:
     hold_s: float = 0.0
     rest_s: float = 60.0
     expected_rom_deg: float | None = None  # the patient's own recent range, when known
+
+    @property
+    def turns(self) -> tuple[str, ...]:
+        """The sides each set is done on, in turn (see analysis.exercises.sides_in_turn)."""
+        return sides_in_turn(self.exercise.laterality, self.side)
+
+    @property
+    def reps_per_set(self) -> int:
+        return self.reps * len(self.turns)
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,7 @@ class Feedback:
     partial: PartialRepetition | None = None
     not_counted: str | None = None  # why the partial did not count, for the patient
     set_finished: bool = False
+    side: str = "both"  # the side measured now: "left", "right", or "both" (either or both limbs)
 
 
 class ExerciseTracker:
@@ -127,9 +142,11 @@ class ExerciseTracker:
             for side in SIDES
         }
         self._space = AngleSpaceChooser(plan.exercise)
+        self._view = ViewWatch(plan.exercise)
+        turn = min(reps_done_in_set // plan.reps, len(plan.turns) - 1)
         self.counter = RepetitionCounter(
             plan.exercise,
-            side=plan.side,
+            side=plan.turns[turn],
             target_deg=plan.target_deg,
             expected_rom_deg=plan.expected_rom_deg,
         )
@@ -143,10 +160,16 @@ class ExerciseTracker:
     def reps_in_set(self) -> int:
         return self.counter.index_in_set
 
+    @property
+    def measured_side(self) -> str:
+        return self.counter.side
+
     def update(self, t_s: float, pose: FramePose | None) -> Feedback:
-        feedback = Feedback(self.stage, self.set_number, self.reps_in_set)
+        feedback = Feedback(self.stage, self.set_number, self.reps_in_set, side=self.measured_side)
         if self.stage is Stage.DONE:
             return feedback
+        # Before and during the set (and while resting): how to turn for a measurable view.
+        feedback.advice = VIEW_ADVICE.get(self._view.update(t_s, pose) or "")
         if self.stage is Stage.RESTING:
             return self._rest(t_s, feedback)
         problem = placement_problem(pose, self.plan) if pose is not None else "no_person"
@@ -159,8 +182,6 @@ class ExerciseTracker:
                 return feedback
             self._enter(Stage.COUNTING, t_s, feedback)
         self._report_problem(t_s, problem, feedback)
-        if pose is not None:
-            feedback.advice = VIEW_ADVICE.get(view_problem(pose, self.plan) or "")
         # Limbs out of view give no angle (as offline): the counter sees a gap, nothing more.
         return self._count(t_s, pose, feedback)
 
@@ -206,6 +227,8 @@ class ExerciseTracker:
             feedback.rest_remaining_s = round(remaining, 1)
             return feedback
         self.counter.start_set(self.set_number + 1)
+        if self.counter.side != self.plan.turns[0]:
+            self.counter.switch_side(self.plan.turns[0])
         feedback.set_number, feedback.reps_in_set = self.set_number, 0
         self._enter(Stage.COUNTING, t_s, feedback)
         self._cue(t_s, feedback, f"Set {self.set_number}: go", force=True)
@@ -233,15 +256,23 @@ class ExerciseTracker:
         return feedback
 
     def _after_repetition(self, t_s: float, rep: RepetitionMetrics, feedback: Feedback) -> None:
-        if rep.form_flags:
+        if rep.form_flags and t_s - self._last_cue_at >= CUE_COOLDOWN_S:
+            # One fault at a time, and no more often than the cooldown: the rest are flagged on
+            # the repetition, and the count is said instead.
             labels = {fault.code: fault.label for fault in self.plan.exercise.form_faults}
-            self._cue(t_s, feedback, labels[rep.form_flags[0]], force=True)
+            self._cue(t_s, feedback, labels.get(rep.form_flags[0], rep.form_flags[0]))
         elif self.plan.hold_s and (rep.hold_s or 0) < self.plan.hold_s:
             self._cue(t_s, feedback, f"Hold for {self.plan.hold_s:g} seconds at the top")
         else:
             # The count is the main feedback and short: it is not held back by the cooldown.
             self._cue(t_s, feedback, str(self.reps_in_set), force=True)
-        if self.reps_in_set < self.plan.reps:
+        if self.reps_in_set < self.plan.reps_per_set:
+            if self.reps_in_set % self.plan.reps == 0:  # this side's share done: the next one
+                self.counter.finish()
+                self.counter.switch_side(self.plan.turns[self.reps_in_set // self.plan.reps])
+                # The switch matters more than the count it would replace.
+                feedback.cue, self._last_cue_at = f"Now the {self.counter.side} side", t_s
+            feedback.side = self.measured_side
             return
         self.counter.finish()
         feedback.set_finished = True
@@ -287,7 +318,8 @@ class ExerciseTracker:
                 raw = float(joint_angle_deg(series, exercise.angle, side, space)[0])
                 angles[space, side] = self._filters[space, side](t_s, raw)
         side = single_side(self.plan.side)
-        measures = {name: float(values[0]) for name, values in form_measures(series, side).items()}
+        measured = form_measures(series, side) | quality_measures(series, exercise)
+        measures = {name: float(values[0]) for name, values in measured.items()}
         return Sample(t_s, angles[chosen, "left"], angles[chosen, "right"], measures)
 
 
@@ -332,23 +364,35 @@ def _limb_problem(pose: FramePose, plan: Plan, side: str) -> str | None:
     return None
 
 
-def view_problem(pose: FramePose, plan: Plan) -> str | None:
-    """How the camera view differs from the exercise's own, as a key of VIEW_ADVICE, or None."""
-    ratio = _shoulder_width_over_trunk(pose)
-    if plan.exercise.camera_view is CameraView.SIDE and ratio > SIDE_VIEW_MAX_RATIO:
-        return "turn_side"
-    if plan.exercise.camera_view is CameraView.FRONT and ratio < FRONT_VIEW_MIN_RATIO:
-        return "turn_front"
-    return None
+class ViewWatch:
+    """Frame by frame, whether the camera sees the exercise's plane of movement too obliquely to
+    measure it well: the key of VIEW_ADVICE saying how to turn, or None."""
 
+    def __init__(self, exercise: ExerciseDefinition) -> None:
+        self.exercise = exercise
+        self.obliquity_deg = math.nan
+        self._last_t: float | None = None
+        self.advising = False
 
-def _shoulder_width_over_trunk(pose: FramePose) -> float:
-    px = pose.pixels
-    shoulders = px[Landmark.LEFT_SHOULDER] - px[Landmark.RIGHT_SHOULDER]
-    mid_shoulder = (px[Landmark.LEFT_SHOULDER] + px[Landmark.RIGHT_SHOULDER]) / 2
-    mid_hip = (px[Landmark.LEFT_HIP] + px[Landmark.RIGHT_HIP]) / 2
-    trunk = float(np.linalg.norm(mid_shoulder - mid_hip))
-    return float(np.linalg.norm(shoulders)) / trunk if trunk > 0 else 0.0
+    def update(self, t_s: float, pose: FramePose | None) -> str | None:
+        if pose is not None:
+            self._average(t_s, float(plane_obliquity_deg(pose.world[None], self.exercise.plane)[0]))
+        if math.isfinite(self.obliquity_deg):
+            limit = VIEW_ADVICE_UNTIL_DEG if self.advising else VIEW_ADVICE_FROM_DEG
+            self.advising = self.obliquity_deg > limit
+        if not self.advising:
+            return None
+        return "turn_side" if self.exercise.camera_view is CameraView.SIDE else "turn_front"
+
+    def _average(self, t_s: float, obliquity: float) -> None:
+        if not math.isfinite(obliquity):
+            return
+        if not math.isfinite(self.obliquity_deg) or self._last_t is None:
+            self.obliquity_deg = obliquity
+        else:
+            weight = min(1.0, max(0.0, t_s - self._last_t) / VIEW_AVERAGE_S)
+            self.obliquity_deg += weight * (obliquity - self.obliquity_deg)
+        self._last_t = t_s
 
 
 def _one_frame(t_s: float, pose: FramePose) -> PoseSeries:

@@ -27,6 +27,7 @@ from analysis.kinematics import (
     world_space_frames,
 )
 from analysis.pose.engine import PoseEngine
+from analysis.quality import quality_measures
 from analysis.repetitions import RepetitionMetrics
 from analysis.reps import PartialRepetition, RepetitionCounter, Sample
 
@@ -48,6 +49,8 @@ JSON_REP_FIELDS = (
     "hold_s",
     "symmetry_pct",
     "form_flags",
+    "quality",
+    "quality_reasons",
 )
 
 Progress = Callable[[int, int], None]  # (frames done, frames in total or 0 if unknown)
@@ -187,6 +190,7 @@ def count_repetitions(
     }
     measured = form_measures(poses, single_side(chosen))  # one side stands for both
     measures = {name: _smooth(values, fs) for name, values in measured.items()}
+    measures |= quality_measures(poses, exercise)  # raw: seen flags and medians need no filter
     counter = RepetitionCounter(
         exercise, side=chosen, target_deg=target_deg, expected_rom_deg=expected_rom_deg
     )

@@ -11,10 +11,12 @@ import datetime
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from analysis.exercises import BY_SLUG
+from analysis.exercises import BY_SLUG, ExerciseDefinition, FormFault
+from analysis.form import rule_for, threshold_for
 from analysis.repetitions import RepetitionMetrics
 
 SEED = 20250611
@@ -25,6 +27,8 @@ SHORT_SET_CHANCE = 0.15  # a set ends one repetition short
 PARTIAL_REP_CHANCE = 0.12  # a session with one partial repetition (counted, not stored)
 FATIGUE_DEG_PER_REP = 0.15  # the peak drifts back towards the start pose within a set
 TRACE_NOISE_DEG = 0.4
+DEMO_POOR_SHARE = 0.03  # of repetitions graded poor (analysis.quality)
+DEMO_FAIR_SHARE = 0.12
 VELOCITY_SMOOTHING = (0.8, 0.95)  # a smoothed trace peaks below the ideal half-cosine velocity
 URL = "http://127.0.0.1:8000"
 
@@ -107,9 +111,13 @@ class LineStory:
 
     def __post_init__(self) -> None:
         definition = BY_SLUG[self.slug]
-        known = {fault.code for fault in definition.form_faults}
-        if not set(self.faults.codes) <= known:
-            raise ValueError(f"{self.slug}: unknown form faults {set(self.faults.codes) - known}")
+        # Only flags the analysis raises in the exercise's own camera view.
+        raisable = {fault.code for fault in definition.form_faults if _raisable(fault, definition)}
+        if not set(self.faults.codes) <= raisable:
+            raise ValueError(
+                f"{self.slug}: form faults the analysis cannot raise "
+                f"{set(self.faults.codes) - raisable}"
+            )
 
     def planned_on(self, day: int) -> bool:
         """`per_week` days spread evenly over every week, from `first_day` on."""
@@ -119,6 +127,13 @@ class LineStory:
     def peak_limits(self) -> tuple[float, float]:
         angle = BY_SLUG[self.slug].angle
         return angle.normal_min_deg, angle.normal_max_deg
+
+
+def _raisable(fault: FormFault, exercise: ExerciseDefinition) -> bool:
+    rule = rule_for(fault.code)
+    if rule is None or threshold_for(fault, exercise) is None:
+        return False
+    return rule.view in (None, exercise.camera_view)
 
 
 @dataclass(frozen=True)
@@ -308,8 +323,24 @@ def _rep(
         eccentric_s=round(eccentric_s, 2),
         peak_velocity_dps=_peak_velocity(high - low, min(concentric_s, eccentric_s), rng),
         form_flags=_flags(line.faults, day, rng),
+        **_quality(day, set_number, index),
         trace_deg=trace,
     )
+
+
+def _quality(day: int, set_number: int, index: int) -> dict[str, Any]:
+    """Most repetitions measured well, some less so, a few poorly (as on real webcams). Drawn
+    from a generator of their own, so that the rest of the story stays as it was."""
+    draw = np.random.default_rng((day, set_number, index)).random()
+    if draw < DEMO_POOR_SHARE:
+        return {"quality": "poor", "quality_reasons": ["limb plane 64° from the camera's view"]}
+    if draw < DEMO_POOR_SHARE + DEMO_FAIR_SHARE:
+        segment = 45 + int(draw * 100) % 15
+        return {
+            "quality": "fair",
+            "quality_reasons": [f"small in the picture: limb segment {segment} px"],
+        }
+    return {"quality": "good", "quality_reasons": []}
 
 
 def _peak_velocity(rom_deg: float, fastest_phase_s: float, rng: np.random.Generator) -> float:
@@ -408,7 +439,7 @@ ANNA = PatientStory(
             per_week=5,
             start_pose_deg=3,
             progress=Progress(start_deg=76, end_deg=111, curvature=2.5, session_sd_deg=2.5),
-            faults=Faults(codes=("heel_lift", "hip_rotation"), rate=_RARE),
+            faults=Faults(codes=("heel_lift",), rate=_RARE),
             effort_borg=4.0,
         ),
         LineStory(
@@ -556,7 +587,7 @@ CARLA = PatientStory(
             start_pose_deg=4,
             progress=Progress(start_deg=74, end_deg=94, curvature=2.0),
             faults=Faults(
-                codes=("knee_valgus", "trunk_lean"), rate=0.02, late_rate=0.1, late_days=10
+                codes=("heels_rise", "trunk_lean"), rate=0.02, late_rate=0.1, late_days=10
             ),
             effort_borg=4.0,
         ),
@@ -571,7 +602,7 @@ CARLA = PatientStory(
             first_day=HISTORY_DAYS - 12,
             progress=Progress(start_deg=82, end_deg=90, curvature=1.5),
             faults=Faults(
-                codes=("knee_valgus", "trunk_lean"), rate=0.15, late_rate=0.15, late_days=10
+                codes=("knee_past_toes", "trunk_lean"), rate=0.15, late_rate=0.15, late_days=10
             ),
             effort_borg=5.0,
             pain_offset=1.0,

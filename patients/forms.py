@@ -5,6 +5,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.forms import formset_factory
 from django.utils.text import slugify
 
+from analysis.form import RULES
 from patients.models import Exercise, Patient, Protocol, Side, Therapist
 from patients.services import PatientFields
 
@@ -48,11 +49,14 @@ class PatientForm(forms.Form):
 
 
 class ExerciseForm(forms.ModelForm):
+    """A custom exercise. Its measured form faults are picked from the rules the analysis has
+    (analysis.form.RULES), each with its threshold; others are the therapist's to observe."""
+
     form_faults_text = forms.CharField(
-        label="Common form faults",
+        label="Faults you observe yourself",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One per line.",
+        help_text="One per line. Listed for the patient's record; never flagged automatically.",
     )
 
     class Meta:
@@ -91,10 +95,26 @@ class ExerciseForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.therapist = therapist
         self.instance.owner = therapist
-        if self.instance.form_faults:
-            self.initial["form_faults_text"] = "\n".join(
-                fault["label"] for fault in self.instance.form_faults
+        picked = {
+            fault["code"]: fault
+            for fault in self.instance.form_faults
+            if fault["code"] in RULES and not fault.get("observed_by_therapist")
+        }
+        for code, rule in RULES.items():
+            fault = picked.get(code)
+            self.fields[f"check_{code}"] = forms.BooleanField(
+                required=False, initial=fault is not None, label=f"Check: {rule.label}"
             )
+            view = f"; needs a {rule.view} view" if rule.view else ""
+            self.fields[f"threshold_{code}"] = forms.FloatField(
+                required=False,
+                initial=fault.get("threshold") if fault else None,
+                label=f"Threshold ({rule.unit})",
+                help_text=f"Empty: the rule's {rule.threshold:g}{view}",
+            )
+        observed = [f for f in self.instance.form_faults if f["code"] not in picked]
+        if observed:
+            self.initial["form_faults_text"] = "\n".join(fault["label"] for fault in observed)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -109,9 +129,17 @@ class ExerciseForm(forms.ModelForm):
             self.add_error("name", "You already have an exercise with this name.")
         self.instance.slug = slug
         lines = [line.strip() for line in cleaned.get("form_faults_text", "").splitlines()]
-        self.instance.form_faults = [
-            {"code": slugify(line).replace("-", "_"), "label": line} for line in lines if line
+        measured = [
+            {"code": code, "label": rule.label, "threshold": cleaned.get(f"threshold_{code}")}
+            for code, rule in RULES.items()
+            if cleaned.get(f"check_{code}")
         ]
+        observed = [
+            {"code": slugify(line).replace("-", "_"), "label": line, "observed_by_therapist": True}
+            for line in lines
+            if line
+        ]
+        self.instance.form_faults = measured + observed
         return cleaned
 
 

@@ -148,6 +148,10 @@ class Exercise(models.Model):
         default=False,
         help_text="May be started from either end of its range (a press begun at lockout)",
     )
+    max_velocity_dps = models.FloatField(
+        default=800,
+        help_text="Faster peak angular velocities are glitches, never movement (deg/s)",
+    )
     instructions = models.TextField()
     form_faults = models.JSONField(default=list, blank=True)
     outward_is_concentric = models.BooleanField(
@@ -206,9 +210,18 @@ class Exercise(models.Model):
                 min_duration_s=self.min_duration_s,
                 min_amplitude_deg=self.min_amplitude_deg,
                 rests_at_either_end=self.rests_at_either_end,
+                max_velocity_dps=self.max_velocity_dps,
             ),
             instructions=self.instructions,
-            form_faults=tuple(FormFault(f["code"], f["label"]) for f in self.form_faults),
+            form_faults=tuple(
+                FormFault(
+                    f["code"],
+                    f["label"],
+                    f.get("threshold"),
+                    f.get("observed_by_therapist", False),
+                )
+                for f in self.form_faults
+            ),
             outward_is_concentric=self.outward_is_concentric,
         )
 
@@ -243,8 +256,17 @@ class Exercise(models.Model):
             "min_duration_s": thresholds.min_duration_s,
             "min_amplitude_deg": thresholds.min_amplitude_deg,
             "rests_at_either_end": thresholds.rests_at_either_end,
+            "max_velocity_dps": thresholds.max_velocity_dps,
             "instructions": definition.instructions,
-            "form_faults": [{"code": f.code, "label": f.label} for f in definition.form_faults],
+            "form_faults": [
+                {
+                    "code": f.code,
+                    "label": f.label,
+                    "threshold": f.threshold,
+                    "observed_by_therapist": f.observed_by_therapist,
+                }
+                for f in definition.form_faults
+            ],
             "outward_is_concentric": definition.outward_is_concentric,
         }
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from analysis.charts import progress_figures
+from analysis.form import describe, threshold_for
 from audit.models import AuditEvent
 from audit.services import audit_record
 from patients.decorators import TherapistRequest, therapist_required
@@ -307,7 +308,17 @@ def exercise_list(request: TherapistRequest) -> HttpResponse:
 @therapist_required
 def exercise_detail(request: TherapistRequest, exercise_id: UUID) -> HttpResponse:
     exercise = exercise_get_for_user(user=request.user, exercise_id=exercise_id)
-    return render(request, "patients/exercise_detail.html", {"exercise": exercise})
+    definition = exercise.definition()
+    faults = [
+        {
+            "label": fault.label,
+            "check": describe(fault, definition),
+            "measured": threshold_for(fault, definition) is not None,
+        }
+        for fault in definition.form_faults
+    ]
+    context = {"exercise": exercise, "faults": faults}
+    return render(request, "patients/exercise_detail.html", context)
 
 
 def _exercise_form(request: TherapistRequest, exercise: Exercise) -> HttpResponse:

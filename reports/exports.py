@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Avg, Count, Max, Min
+from django.db.models import Avg, Count, Max, Min, Q
 from django.utils import timezone
 
 from analysis.exercises import RepThresholds
@@ -68,6 +68,9 @@ CSV_COLUMNS: tuple[tuple[str, str], ...] = (
     ("hold_s", "Longest time held within the target band, s (empty when unknown)"),
     ("symmetry_pct", "100 x smaller / larger ROM of the two sides, % (empty when not seen)"),
     ("form_flags", "Form warnings, codes joined with ';'"),
+    ("quality", "How far the angle can be trusted: good, fair or poor (empty: not graded)"),
+    ("quality_reasons", "What lowered the grade, joined with ';'"),
+    ("session_outcome", "done, partly_done, reported or not_measured"),
     ("pain_nrs", "Pain after the session, NRS 0-10 (empty when not reported)"),
     ("effort_borg", "Effort after the session, Borg CR-10 (empty when not reported)"),
 )
@@ -131,6 +134,9 @@ def _csv_row(rep: Repetition) -> list[str]:
         _number(rep.hold_s, 2),
         _number(rep.symmetry_pct, 1),
         _text(";".join(str(flag) for flag in rep.form_flags)),
+        _text(rep.quality),
+        _text(";".join(str(reason) for reason in rep.quality_reasons)),
+        _text(session.outcome or ""),
         "" if report is None else str(report.pain_nrs),
         "" if report is None else _number(report.effort_borg, 1),
     ]
@@ -162,6 +168,7 @@ UCUM = "http://unitsofmeasure.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 EXERCISE_SYSTEM = "https://rehab.example.org/fhir/CodeSystem/exercise"
 MEASURE_SYSTEM = "https://rehab.example.org/fhir/CodeSystem/session-measure"
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 
 # SNOMED CT 364564000 |Range of joint movement (observable entity)|: the observable that SNOMED's
 # own "finding of range of joint movement" template interprets. No LOINC code for a single
@@ -211,6 +218,7 @@ class _SideMeasure:
     highest_deg: float
     lowest_deg: float
     reps: int
+    poor_reps: int
 
     @property
     def best_peak_deg(self) -> float:
@@ -250,6 +258,18 @@ def _patient_resource(patient: Patient) -> dict[str, Any]:
     return resource
 
 
+_POOR = Q(quality=Repetition.Quality.POOR)
+
+
+def _measures(only: Q | None = None) -> dict[str, Any]:
+    return {
+        "best_rom": Max("rom_deg", filter=only),
+        "mean_rom": Avg("rom_deg", filter=only),
+        "highest": Max("max_deg", filter=only),
+        "lowest": Min("min_deg", filter=only),
+    }
+
+
 def _side_measures(
     *, patient: Patient, first: datetime.date, last: datetime.date
 ) -> Iterable[_SideMeasure]:
@@ -272,15 +292,16 @@ def _side_measures(
             "session__exercise__peak_deg",
         )
         .annotate(
-            best_rom=Max("rom_deg"),
-            mean_rom=Avg("rom_deg"),
-            highest=Max("max_deg"),
-            lowest=Min("min_deg"),
             reps=Count("id"),
+            poor_reps=Count("id", filter=_POOR),
+            **_measures(),
+            **{f"trusted_{name}": value for name, value in _measures(~_POOR).items()},
         )
         .order_by("session__started_at", "session_id", "side")
     )
     for row in rows:
+        # As on the charts: the numbers leave out the repetitions graded poor, unless all were.
+        measured = "trusted_" if row["poor_reps"] < row["reps"] else ""
         thresholds = RepThresholds(
             rest_deg=row["session__exercise__rest_deg"],
             peak_deg=row["session__exercise__peak_deg"],
@@ -295,11 +316,12 @@ def _side_measures(
             joint=row["session__exercise__joint"],
             motion=row["session__exercise__motion"],
             upward=thresholds.direction > 0,
-            best_rom_deg=row["best_rom"],
-            mean_rom_deg=row["mean_rom"],
-            highest_deg=row["highest"],
-            lowest_deg=row["lowest"],
+            best_rom_deg=row[f"{measured}best_rom"],
+            mean_rom_deg=row[f"{measured}mean_rom"],
+            highest_deg=row[f"{measured}highest"],
+            lowest_deg=row[f"{measured}lowest"],
             reps=row["reps"],
+            poor_reps=row["poor_reps"],
         )
 
 
@@ -329,8 +351,33 @@ def _observation(measure: _SideMeasure, *, patient_url: str) -> dict[str, Any]:
             _component("mean-rom", "Mean range of motion", _degrees(measure.mean_rom_deg)),
             _component("best-peak-angle", "Best peak joint angle", _degrees(measure.best_peak_deg)),
             _component("repetitions", "Repetitions counted", _repetitions(measure.reps)),
+            _component(
+                "poor-quality-repetitions",
+                "Repetitions whose angle could not be measured reliably",
+                _repetitions(measure.poor_reps),
+            ),
         ],
+        **_quality_of(measure),
     }
+
+
+def _quality_of(measure: _SideMeasure) -> dict[str, Any]:
+    """A note when some repetitions were graded poor; "indeterminate" when all of them were."""
+    if not measure.poor_reps:
+        return {}
+    note = {
+        "note": [
+            {
+                "text": f"{measure.poor_reps} of {measure.reps} repetitions graded poor: the "
+                "camera view, the person's size in the picture or hidden landmarks make their "
+                "angle unreliable."
+            }
+        ]
+    }
+    if measure.poor_reps < measure.reps:
+        return note
+    indeterminate = {"system": INTERPRETATION, "code": "IND", "display": "Indeterminate"}
+    return {**note, "interpretation": [{"coding": [indeterminate]}]}
 
 
 def observation_id(*, session_id: uuid.UUID, side: str) -> uuid.UUID:

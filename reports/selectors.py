@@ -15,14 +15,24 @@ from patients.selectors import User, expected_sessions, get_or_404, visible_to
 from reports.models import ProgressReport
 from sessions.models import ExerciseSession, Repetition
 
+# A session's peaks leave out its repetitions graded poor, unless all of them were (the session
+# is then drawn hollow and raises no alert).
+_TRUSTED = ~Q(quality=Repetition.Quality.POOR)
+_PEAKS = {
+    "reps": (Count, "pk"),
+    "max_high": (Max, "max_deg"),
+    "max_mean": (Avg, "max_deg"),
+    "max_low": (Min, "max_deg"),
+    "min_low": (Min, "min_deg"),
+    "min_mean": (Avg, "min_deg"),
+    "min_high": (Max, "min_deg"),
+}
 _PEAK_AGGREGATES = {
-    "reps": Count("pk"),
-    "max_high": Max("max_deg"),
-    "max_mean": Avg("max_deg"),
-    "max_low": Min("max_deg"),
-    "min_low": Min("min_deg"),
-    "min_mean": Avg("min_deg"),
-    "min_high": Max("min_deg"),
+    **{name: function(column) for name, (function, column) in _PEAKS.items()},
+    **{
+        f"trusted_{name}": function(column, filter=_TRUSTED)
+        for name, (function, column) in _PEAKS.items()
+    },
 }
 
 
@@ -57,10 +67,15 @@ def _per_session_peaks(reps: Any) -> Any:
 
 def _peaks(row: dict[str, Any], direction: int) -> tuple[float, float, float, float]:
     """(best, mean, low, high) of the peaks: a repetition peaks at its highest angle when the
-    exercise moves the angle up, at its lowest when it moves it down."""
+    exercise moves the angle up, at its lowest when it moves it down. The trusted repetitions'
+    when there are any (see _TRUSTED)."""
+    prefix = "trusted_" if row["trusted_reps"] else ""
     if direction > 0:
-        return row["max_high"], row["max_mean"], row["max_low"], row["max_high"]
-    return row["min_low"], row["min_mean"], row["min_low"], row["min_high"]
+        names = ("max_high", "max_mean", "max_low", "max_high")
+    else:
+        names = ("min_low", "min_mean", "min_low", "min_high")
+    best, mean, low, high = (row[prefix + name] for name in names)
+    return best, mean, low, high
 
 
 def _rom_series(patient: Patient, sessions: Any) -> list[RomSeries]:
@@ -86,9 +101,11 @@ def _rom_series(patient: Patient, sessions: Any) -> list[RomSeries]:
                 mean_deg=round(mean, 1),
                 low_deg=round(low, 1),
                 high_deg=round(high, 1),
-                reps=row["reps"],
+                reps=row["trusted_reps"] or row["reps"],
                 target_deg=row["session__target_rom_deg"],
                 flags=flags.get((row["session_id"], side), {}),
+                poor_reps=row["reps"] - row["trusted_reps"],
+                poor=not row["trusted_reps"],
             )
         )
     series = [
@@ -119,9 +136,9 @@ def _series(
 
 
 def _flag_counts(sessions: Any) -> dict[tuple[Any, str], dict[str, int]]:
-    """Form flags per session and side: how many repetitions carried each."""
+    """Form flags per session and side: how many trusted repetitions carried each."""
     counts: dict[tuple[Any, str], Counter[str]] = defaultdict(Counter)
-    flagged = Repetition.objects.filter(session__in=sessions).exclude(form_flags=[])
+    flagged = Repetition.objects.filter(_TRUSTED, session__in=sessions).exclude(form_flags=[])
     for session_id, side, codes in flagged.values_list("session_id", "side", "form_flags"):
         counts[(session_id, side)].update(codes)
     return {key: dict(counter) for key, counter in counts.items()}

@@ -22,7 +22,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from analysis.kinematics import single_side
+from analysis.kinematics import SIDES, single_side
 from analysis.pose.frames import FrameError
 from analysis.pose.worker import frame_pose_from_dict
 from analysis.repetitions import RepetitionMetrics
@@ -116,9 +116,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
                     "target_deg": plan.target_deg,
                     "hold_s": plan.hold_s,
                     "rest_s": plan.rest_s,
+                    "turns": list(plan.turns),
                 },
-                # With both sides measured, the page colours the right limb.
-                "segment": list(plan.exercise.angle.landmarks(single_side(plan.side))),
+                # With both sides measured together, the page colours the right limb.
+                "segment": list(plan.exercise.angle.landmarks(single_side(plan.turns[0]))),
+                "segments": {side: list(plan.exercise.angle.landmarks(side)) for side in SIDES},
                 "camera_view": plan.exercise.camera_view.value,
                 "progress": {"set": min(set_number, plan.sets), "reps": reps_done},
             }

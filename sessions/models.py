@@ -22,6 +22,8 @@ class RepMetrics(Protocol):
     def max_deg(self) -> float: ...
     @property
     def rom_deg(self) -> float: ...
+    @property
+    def quality(self) -> str: ...
 
 
 # A session counts towards the plan (adherence, the week's count on Today, missed-session alerts)
@@ -40,7 +42,7 @@ class ExerciseSessionQuerySet(models.QuerySet["ExerciseSession"]):
         PLAN_SHARE), or done without the camera by the patient's word."""
         return (
             self.completed()
-            .alias(_prescribed=F("target_sets") * F("target_reps"))
+            .alias(_prescribed=F("target_sets") * F("target_reps") * F("sides_in_turn"))
             .filter(
                 Q(reps_counted__gte=Ceil(F("_prescribed") * PLAN_SHARE))
                 | Q(self_reported=True, reps_counted=0)
@@ -81,6 +83,11 @@ class ExerciseSession(models.Model):
     target_sets = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
     target_reps = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
     target_rom_deg = models.FloatField()
+    sides_in_turn = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="2: each set is done on the left, then on the right (target_reps per side)",
+    )
     reps_counted = models.PositiveIntegerField(default=0)
     partial_reps = models.PositiveIntegerField(default=0)
     best_rom_deg = models.FloatField(null=True, blank=True)
@@ -107,8 +114,12 @@ class ExerciseSession(models.Model):
         return self.status == self.Status.IN_PROGRESS
 
     @property
+    def reps_per_set(self) -> int:
+        return self.target_reps * self.sides_in_turn
+
+    @property
     def prescribed_reps(self) -> int:
-        return self.target_sets * self.target_reps
+        return self.target_sets * self.reps_per_set
 
     @property
     def reps_needed_for_plan(self) -> int:
@@ -135,13 +146,16 @@ class ExerciseSession(models.Model):
         )
 
     def summarise(self, reps: Sequence[RepMetrics]) -> None:
-        """Set the summary from the counted repetitions. The best peak is the highest angle for
+        """Set the summary from the counted repetitions (their numbers from those not graded
+        poor, when there are any). The best peak is the highest angle for
         exercises that move the angle up (squat), the lowest for those that move it down (knee
         extension from sitting), so it compares directly with the target angle."""
         self.reps_counted = len(reps)
         if not reps:
             self.best_rom_deg = self.mean_rom_deg = self.best_peak_deg = None
             return
+        # The numbers leave out the repetitions measured poorly, unless all were.
+        reps = [rep for rep in reps if rep.quality != Repetition.Quality.POOR] or reps
         self.best_rom_deg = max(rep.rom_deg for rep in reps)
         self.mean_rom_deg = round(sum(rep.rom_deg for rep in reps) / len(reps), 1)
         upward = self.exercise.definition().thresholds.direction > 0
@@ -158,6 +172,11 @@ class ExerciseSession(models.Model):
 
 class Repetition(models.Model):
     """One counted repetition. Times are seconds from the session's start."""
+
+    class Quality(models.TextChoices):  # analysis.quality.Grade
+        GOOD = "good", "Good"
+        FAIR = "fair", "Fair"
+        POOR = "poor", "Poor"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     session = models.ForeignKey(
@@ -184,6 +203,15 @@ class Repetition(models.Model):
         null=True, blank=True, help_text="100 x smaller / larger ROM of the two sides"
     )
     form_flags = models.JSONField(default=list, blank=True)
+    quality = models.CharField(
+        max_length=4,
+        choices=Quality,
+        blank=True,
+        help_text="How far the measured angle can be trusted (blank: recorded before grading)",
+    )
+    quality_reasons = models.JSONField(
+        default=list, blank=True, help_text="What lowered the grade, for the therapist"
+    )
     trace_deg = models.JSONField(
         default=list, blank=True, help_text="The angle over the repetition, downsampled"
     )

@@ -26,15 +26,17 @@ worker: a frame that arrives while another is waiting replaces it and counts as 
 
 Server -> client (always text, JSON with a ``type``)
 ----------------------------------------------------
-``ready``     once, after connecting: ``plan`` (sets, reps, target_deg, hold_s, rest_s), the
-              measured ``segment`` (three landmark indices), ``camera_view``, and ``progress``
-              (set, reps) where a reconnected session resumes
+``ready``     once, after connecting: ``plan`` (sets, reps, target_deg, hold_s, rest_s, and
+              ``turns``: the sides each set is done on in turn, ``reps`` each), the measured
+              ``segment`` (three landmark indices) and ``segments`` per side, ``camera_view``,
+              and ``progress`` (set, reps) where a reconnected session resumes
 ``pose``      per processed frame: ``seq``, ``landmarks`` ([x, y, visibility] * 33, x and y in
               [0, 1] of the frame, unmirrored) or null, ``stage`` (placing, countdown, counting,
               resting, done), ``set``, ``reps`` (in this set), ``angle`` (deg or null), ``band``
               (in, close, out or null), ``hold`` (s), ``countdown`` and ``rest`` (s or null),
               ``placement`` (what keeps the movement from being measured, or null), ``advice``
-              (how to improve the set-up while counting goes on, or null) and ``dropped``
+              (how to improve the set-up while counting goes on, or null), ``side`` (the side
+              measured now: left, right, or both) and ``dropped``
               (frames replaced before they were processed, since connecting: the page lowers
               its rate when it grows)
 ``rep``       a counted repetition: set, index, rom, min, max (deg), duration, hold (s), form
@@ -76,7 +78,7 @@ from typing import Any
 from django.urls import reverse
 
 from analysis.pose.frames import MAX_FRAME_BYTES, FrameError, check_frame
-from analysis.repetitions import RepetitionMetrics
+from analysis.repetitions import RepetitionMetrics, per_side, symmetry_pct
 from analysis.reps import PartialRepetition
 from analysis.tracker import Feedback
 from sessions.models import ExerciseSession
@@ -265,6 +267,7 @@ def pose_message(
         "rest": feedback.rest_remaining_s,
         "placement": feedback.placement,
         "advice": feedback.advice,
+        "side": feedback.side,
         "dropped": dropped,
     }
 
@@ -312,6 +315,8 @@ def rep_message(rep: RepetitionMetrics, form_labels: dict[str, str]) -> dict[str
         "duration": round(rep.duration_s, 2),
         "hold": rep.hold_s,
         "form": [form_labels.get(code, code) for code in rep.form_flags],
+        "quality": rep.quality,
+        "quality_reasons": rep.quality_reasons,
     }
 
 
@@ -321,6 +326,7 @@ def summary(session: ExerciseSession, reps: list[RepetitionMetrics]) -> dict[str
     labels = {fault.code: fault.label for fault in session.exercise.definition().form_faults}
     flags = Counter(labels.get(code, code) for rep in reps for code in rep.form_flags)
     headline, text = outcome_text(session)
+    sides = per_side(reps, session.exercise.definition().thresholds.direction)
     return {
         "outcome": session.outcome,
         "headline": headline,
@@ -328,7 +334,18 @@ def summary(session: ExerciseSession, reps: list[RepetitionMetrics]) -> dict[str
         "counts_towards_plan": session.counts_towards_plan,
         "sets": [{"set": n, "reps": per_set[n]} for n in range(1, session.target_sets + 1)],
         "reps": session.reps_counted,
-        "target_reps": session.target_reps,
+        "target_reps": session.reps_per_set,
+        "sides": [
+            {
+                "side": side.side,
+                "reps": side.reps,
+                "target": session.target_sets * session.target_reps,
+                "mean_rom": side.mean_rom_deg,
+                "best_peak": side.best_peak_deg,
+            }
+            for side in sides
+        ],
+        "symmetry": symmetry_pct(sides),
         "best_rom": session.best_rom_deg,
         "mean_rom": session.mean_rom_deg,
         "best_peak": session.best_peak_deg,

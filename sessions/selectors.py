@@ -65,7 +65,13 @@ def today_plan(*, patient: Patient, today: datetime.date) -> list[PlanItem]:
         ExerciseSession.objects.filter(
             patient=patient, started_at__date__gte=monday, started_at__date__lte=today
         ).only(
-            "prescription_id", "status", "started_at", "reps_counted", "target_sets", "target_reps"
+            "prescription_id",
+            "status",
+            "started_at",
+            "reps_counted",
+            "target_sets",
+            "target_reps",
+            "sides_in_turn",
         )
     )
     done = [s for s in week if s.counts_towards_plan]
@@ -149,7 +155,7 @@ def live_resume_point(*, session: ExerciseSession) -> tuple[int, int]:
     last = session.repetitions.order_by("-set_number", "-index").first()
     if last is None:
         return 1, 0
-    if last.index >= session.target_reps:
+    if last.index >= session.reps_per_set:
         return last.set_number + 1, 0
     return last.set_number, last.index
 

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from analysis.exercises import Laterality, sides_in_turn
 from analysis.repetitions import RepetitionMetrics
 from patients.models import Assignment, PainReport, Patient, Prescription
 from sessions.models import ExerciseSession, Repetition, RepMetrics
@@ -48,6 +49,9 @@ def session_start(
             target_sets=prescription.sets,
             target_reps=prescription.reps,
             target_rom_deg=prescription.target_rom_deg,
+            sides_in_turn=len(
+                sides_in_turn(Laterality(prescription.exercise.laterality), prescription.side)
+            ),
         )
         session.full_clean()
         session.save()
@@ -91,7 +95,8 @@ def _store_summary(session: ExerciseSession, known_reps: Sequence[RepetitionMetr
     reps: dict[tuple[int, int], RepMetrics] = {
         (rep.set_number, rep.index): rep for rep in known_reps
     }
-    for row in session.repetitions.only("set_number", "index", "min_deg", "max_deg", "rom_deg"):
+    fields = ("set_number", "index", "min_deg", "max_deg", "rom_deg", "quality")
+    for row in session.repetitions.only(*fields):
         reps[(row.set_number, row.index)] = row
     session.summarise(list(reps.values()))
 

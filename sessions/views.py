@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from analysis.charts import progress_figures, session_figure
+from analysis.repetitions import per_side, symmetry_pct
 from audit.models import AuditEvent
 from audit.services import audit_record
 from patients.decorators import PatientRequest, patient_required
@@ -88,6 +89,9 @@ def detail(request: HttpRequest, session_id: UUID) -> HttpResponse:
         "report": getattr(session, "pain_report", None),
         "figures": _session_figures(session, repetitions),
     }
+    sides = per_side(repetitions, session.exercise.definition().thresholds.direction)
+    if len(sides) > 1 or session.sides_in_turn > 1:
+        context |= {"sides": sides, "symmetry": symmetry_pct(sides)}
     return render(request, "sessions/session_detail.html", context)
 
 

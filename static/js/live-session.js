@@ -106,6 +106,8 @@ const el = {
   summaryMeanRom: byId("summary-mean-rom"),
   summaryPartials: byId("summary-partials"),
   summaryForm: byId("summary-form"),
+  summaryEachSide: byId("summary-each-side"),
+  summarySides: byId("summary-sides"),
 };
 
 // --- State -------------------------------------------------------------------------------------
@@ -115,6 +117,7 @@ const plan = {
   targetDeg: finite(config.targetDeg),
   holdS: finite(config.holdS) ?? 0,
   restS: finite(config.restS) ?? 0,
+  turns: ["both"], // the sides each set is done on in turn, `reps` each
 };
 
 const state = {
@@ -138,6 +141,8 @@ const state = {
   rttMs: null,
   // What the server said last.
   segment: null,
+  segments: {}, // side -> the measured limb's three landmark indices
+  side: null, // the side measured now
   landmarks: null,
   band: null,
   angle: null,
@@ -579,8 +584,12 @@ function onReady(message) {
   plan.targetDeg = finite(p.target_deg) ?? plan.targetDeg;
   plan.holdS = finite(p.hold_s) ?? plan.holdS;
   plan.restS = finite(p.rest_s) ?? plan.restS;
-  const segment = message.segment;
-  state.segment = Array.isArray(segment) && segment.length === 3 && segment.every(Number.isInteger) ? segment : null;
+  if (Array.isArray(p.turns) && p.turns.length > 0) plan.turns = p.turns.map(String);
+  state.segments = {};
+  for (const [side, segment] of Object.entries(message.segments || {})) {
+    if (validSegment(segment)) state.segments[side] = segment;
+  }
+  state.segment = validSegment(message.segment) ? message.segment : null;
   const progress = message.progress || {};
   state.set = positive(progress.set, state.set);
   state.repsInSet = finite(progress.reps) ?? state.repsInSet;
@@ -608,6 +617,10 @@ function onPose(message) {
   state.band = typeof message.band === "string" ? message.band : null;
   state.set = positive(message.set, state.set);
   state.repsInSet = finite(message.reps) ?? state.repsInSet;
+  if (typeof message.side === "string") {
+    state.side = message.side;
+    if (state.segments[state.side]) state.segment = state.segments[state.side];
+  }
 
   renderCounters();
   renderAngle();
@@ -632,7 +645,15 @@ function onRep(message) {
     badge.textContent = String(flag);
     item.append(" ", badge);
   }
-  if (flags.length === 0) {
+  // A repetition whose angle could not be measured reliably is never praised.
+  if (message.quality === "poor") {
+    const badge = document.createElement("span");
+    badge.className = "badge quality-poor";
+    badge.textContent = "angle unsure";
+    const reasons = Array.isArray(message.quality_reasons) ? message.quality_reasons : [];
+    badge.title = reasons.map(String).join("; ");
+    item.append(" ", badge);
+  } else if (flags.length === 0) {
     const badge = document.createElement("span");
     badge.className = "badge good";
     badge.textContent = "good";
@@ -702,9 +723,17 @@ function validLandmarks(landmarks) {
   return landmarks;
 }
 
+function validSegment(segment) {
+  return Array.isArray(segment) && segment.length === 3 && segment.every(Number.isInteger);
+}
+
+/** Both sides in turn: the count is this side's, and the side is named. */
 function renderCounters() {
   setText(el.setCounter, `Set ${Math.min(state.set, plan.sets)} of ${plan.sets}`);
-  setText(el.repCounter, `${state.repsInSet} / ${plan.reps}`);
+  const turn = plan.turns.length > 1 ? Math.max(0, plan.turns.indexOf(state.side)) : 0;
+  const onThisSide = Math.max(0, state.repsInSet - turn * plan.reps);
+  const side = plan.turns.length > 1 ? ` · ${plan.turns[turn]}` : "";
+  setText(el.repCounter, `${onThisSide} / ${plan.reps}${side}`);
   el.repCounter.dataset.reps = String(state.repsInSet);
 }
 
@@ -745,13 +774,14 @@ function renderRest(restS) {
 }
 
 /** The overlays on the video: what keeps the movement from being measured (in any stage), how
- * to improve the set-up while counting goes on, the countdown, the rest timer. */
+ * to turn for a better view (any stage; counting goes on), the countdown, the rest timer. */
 function renderStage(message) {
   const stage = state.stage;
   el.root.dataset.stage = stage ?? "";
   const placement = typeof message.placement === "string" && message.placement ? message.placement : null;
   showPlacement(placement ?? (stage === "placing" ? "Good — stay where you are" : null));
-  const advice = typeof message.advice === "string" && message.advice && stage === "counting" ? message.advice : null;
+  // How to turn: before the set and during it, unless something blocks the measurement first.
+  const advice = typeof message.advice === "string" && message.advice && !placement ? message.advice : null;
   show(el.advice, Boolean(advice));
   if (advice) setText(el.advice, advice);
   const countdown = finite(message.countdown);
@@ -779,7 +809,7 @@ function renderSummary(summary) {
   setText(el.summaryOutcome, typeof summary.outcome_text === "string" ? summary.outcome_text : "");
   el.summary.dataset.outcome = typeof summary.outcome === "string" ? summary.outcome : "";
   const sets = Array.isArray(summary.sets) ? summary.sets : [];
-  const repsPerSet = positive(summary.target_reps, plan.reps);
+  const repsPerSet = positive(summary.target_reps, plan.reps * plan.turns.length);
   const setCount = sets.length || plan.sets;
   setText(el.summaryTotal, String(finite(summary.reps) ?? 0));
   setText(el.summaryTarget, `${setCount * repsPerSet} (${setCount} × ${repsPerSet})`);
@@ -798,6 +828,7 @@ function renderSummary(summary) {
     }),
   );
 
+  renderSides(summary);
   setText(el.summaryTargetDeg, degrees(summary.target ?? plan.targetDeg));
   setText(el.summaryBestPeak, degrees(summary.best_peak));
   setText(el.summaryBestRom, degrees(summary.best_rom));
@@ -821,6 +852,27 @@ function renderSummary(summary) {
     items.push(li);
   }
   el.summaryForm.replaceChildren(...items);
+}
+
+/** Left and right apart (both sides prescribed), with their symmetry when both were measured. */
+function renderSides(summary) {
+  const sides = Array.isArray(summary.sides) ? summary.sides.filter((row) => row && row.side !== "both") : [];
+  const shown = plan.turns.length > 1 || sides.length > 1;
+  show(el.summaryEachSide, shown);
+  if (!shown) return;
+  const items = sides.map((row) => {
+    const li = document.createElement("li");
+    const name = String(row.side).charAt(0).toUpperCase() + String(row.side).slice(1);
+    li.textContent = `${name}: ${finite(row.reps) ?? 0} of ${finite(row.target) ?? "?"} repetitions, mean range ${degrees(row.mean_rom)}, best ${degrees(row.best_peak)}`;
+    return li;
+  });
+  const symmetry = finite(summary.symmetry);
+  if (symmetry !== null) {
+    const li = document.createElement("li");
+    li.textContent = `Symmetry: ${Math.round(symmetry)}% (smaller range over larger)`;
+    items.push(li);
+  }
+  el.summarySides.replaceChildren(...items);
 }
 
 // --- The skeleton ----------------------------------------------------------------------------------

@@ -148,7 +148,7 @@ def test_trunk_lean_is_flagged_for_a_squat_only_beyond_its_limit():
 def test_shoulder_hiking_is_flagged_when_the_shoulder_rises_towards_the_ear():
     raise_ = BY_SLUG["shoulder_abduction"]
     steady = _measures([_pose(_trunk(0, 40.0)), _pose(_trunk(0, 35.0))])
-    hiked = _measures([_pose(_trunk(0, 40.0)), _pose(_trunk(0, 20.0))])
+    hiked = _measures([_pose(_trunk(0, 40.0)), _pose(_trunk(0, 15.0))])
     assert "shoulder_hiking" not in form_flags(raise_, steady, peak_deg=160, target_deg=160)
     assert "shoulder_hiking" in form_flags(raise_, hiked, peak_deg=160, target_deg=160)
 

@@ -15,6 +15,7 @@ from analysis.tracker import (
     FramePose,
     Plan,
     Stage,
+    ViewWatch,
 )
 from tests.analysis.test_reps import _cosine_reps, _mot_column
 
@@ -38,7 +39,11 @@ def side_view_squatter(knee_deg: float, *, width: int = 640, height: int = 480) 
         pixels[Landmark[f"{side}_EAR"]] = shoulder + [offset, -40]
         pixels[Landmark[f"{side}_ELBOW"]] = shoulder + [offset + 40, 10]
         pixels[Landmark[f"{side}_WRIST"]] = shoulder + [offset + 80, 10]
+    # In the world the far side is behind the near one, not beside it: side-on to the camera.
     world = np.column_stack([pixels / 300, np.zeros(33)])
+    for index in Landmark:
+        if index.name.startswith("LEFT_"):
+            world[index] = [*(pixels[Landmark[index.name.replace("LEFT", "RIGHT")]] / 300), 0.25]
     return FramePose(pixels, world, np.full(33, 0.95), (width, height))
 
 
@@ -169,3 +174,103 @@ def test_a_session_ended_on_the_way_back_up_counts_its_last_squat():
     assert tracker.reps_in_set == 1 and not any(f.partial for f in feedback)
     last = tracker.finish()
     assert last is not None and last.index == 2  # type: ignore[union-attr]
+
+
+def turned_pose(obliquity_deg: float) -> FramePose:
+    """A body whose left-right axis is turned `obliquity_deg` out of the image plane (so its
+    frontal plane is that far from face-on, its sagittal plane 90 minus that)."""
+    turn = math.radians(obliquity_deg)
+    world = np.zeros((33, 3))
+    across = 0.2 * np.array([math.cos(turn), 0.0, math.sin(turn)])
+    for name, height in (("SHOULDER", -0.5), ("HIP", 0.0)):
+        world[Landmark[f"LEFT_{name}"]] = [0.0, height, 0.0] + across / 2
+        world[Landmark[f"RIGHT_{name}"]] = [0.0, height, 0.0] - across / 2
+    return FramePose(np.full((33, 2), 300.0), world, np.full(33, 0.95), (640, 480))
+
+
+@pytest.mark.parametrize(
+    ("slug", "obliquity", "advice"),
+    [
+        ("shoulder_abduction", 0.0, None),  # front-view exercise seen from the front
+        ("shoulder_abduction", 34.0, None),  # within the advice's limit
+        ("shoulder_abduction", 36.0, "turn_front"),
+        ("shoulder_abduction", 90.0, "turn_front"),
+        ("squat", 90.0, None),  # side-view exercise seen side-on
+        ("squat", 56.0, None),  # sagittal plane 34 deg from the image plane
+        ("squat", 54.0, "turn_side"),
+        ("squat", 0.0, "turn_side"),
+    ],
+)
+def test_the_view_advice_follows_the_plane_of_the_movement(slug, obliquity, advice):
+    watch = ViewWatch(BY_SLUG[slug])
+    assert watch.update(0.0, turned_pose(obliquity)) == advice
+
+
+def test_the_view_advice_holds_near_its_limit_and_averages_over_a_second():
+    watch = ViewWatch(BY_SLUG["shoulder_abduction"])
+    assert watch.update(0.0, turned_pose(32.0)) is None  # not yet beyond 35
+    assert watch.update(0.1, turned_pose(60.0)) is None  # one frame moves the average a tenth
+    assert watch.obliquity_deg == pytest.approx(34.8)
+    for step in range(2, 40):
+        watch.update(step / 10, turned_pose(80.0))
+    assert watch.advising
+    for step in range(40, 80):  # back to 32: still beyond the 30 at which the advice stops
+        watch.update(step / 10, turned_pose(32.0))
+    assert watch.update(8.0, turned_pose(32.0)) == "turn_front"
+    for step in range(81, 120):
+        watch.update(step / 10, turned_pose(10.0))
+    assert watch.update(12.0, turned_pose(10.0)) is None
+    assert watch.update(12.1, None) is None  # no pose: the last judgement stands
+
+
+def test_the_view_advice_is_given_before_the_set_while_placing():
+    plan = Plan(BY_SLUG["shoulder_abduction"], side="right", sets=1, reps=5, target_deg=150)
+    feedback = ExerciseTracker(plan).update(0.0, side_view_squatter(3.0))
+    assert feedback.stage is Stage.PLACING and feedback.advice == VIEW_ADVICE["turn_front"]
+
+
+def two_legs(left_deg: float, right_deg: float) -> FramePose:
+    """A side-on person whose left and right knees bend independently (a heel slide's geometry
+    is the same whether lying or standing: the 2D knee angle is what counts)."""
+    left, right = side_view_squatter(left_deg), side_view_squatter(right_deg)
+    pixels, world = right.pixels.copy(), right.world.copy()
+    for point in ("HIP", "KNEE", "ANKLE"):
+        index = Landmark[f"LEFT_{point}"]
+        pixels[index], world[index] = left.pixels[index], left.world[index]
+    return FramePose(pixels, world, right.visibility, right.image_size)
+
+
+def test_both_sides_of_a_one_side_exercise_are_done_in_turn_every_set():
+    plan = Plan(BY_SLUG["heel_slide"], side="both", sets=2, reps=2, target_deg=80, rest_s=1.0)
+    assert plan.turns == ("left", "right") and plan.reps_per_set == 4
+    tracker = ExerciseTracker(plan)
+    t, bend = _cosine_reps(1, 85, 2.0, 5, fs=FPS, pause_s=0.8)  # one repetition, 5 deg rest
+    still = np.full(len(t), 5.0)
+    # Set 1: the right leg moves first (not its turn), then the left twice, the right twice.
+    moves = [(still, bend), (bend, still), (bend, still), (still, bend), (still, bend)]
+    # Set 2 (after the rest): left twice, right twice.
+    moves += [(still, still)] * 2 + [(bend, still)] * 2 + [(still, bend)] * 2
+    lead_times, lead = _standing(PLACED_S + COUNTDOWN_S + 0.5)
+    feedback = [tracker.update(float(time), two_legs(5.0, 5.0)) for time in lead_times]
+    start = lead_times[-1] + 1 / FPS
+    for left, right in moves:
+        for time, left_deg, right_deg in zip(t + start, left, right, strict=True):
+            feedback.append(tracker.update(float(time), two_legs(left_deg, right_deg)))
+        start += t[-1] + 1 / FPS
+    reps = [f.repetition for f in feedback if f.repetition is not None]
+    assert [(r.set_number, r.index, r.side) for r in reps] == [
+        (1, 1, "left"), (1, 2, "left"), (1, 3, "right"), (1, 4, "right"),
+        (2, 1, "left"), (2, 2, "left"), (2, 3, "right"), (2, 4, "right"),
+    ]  # fmt: skip
+    assert "Now the right side" in [f.cue for f in feedback]
+    switched = next(f for f in feedback if f.cue == "Now the right side")
+    assert switched.side == "right" and switched.reps_in_set == 2
+    assert feedback[-1].stage is Stage.DONE
+
+
+def test_a_resumed_set_of_both_sides_continues_on_the_side_it_had_reached():
+    plan = Plan(BY_SLUG["heel_slide"], side="both", sets=2, reps=3, target_deg=80)
+    assert ExerciseTracker(plan, reps_done_in_set=2).measured_side == "left"
+    assert ExerciseTracker(plan, reps_done_in_set=3).measured_side == "right"
+    together = Plan(BY_SLUG["squat"], side="both", sets=1, reps=3, target_deg=80)
+    assert together.turns == ("both",) and together.reps_per_set == 3

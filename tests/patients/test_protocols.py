@@ -6,6 +6,7 @@ from typing import Any
 from django.urls import reverse
 from django.utils import timezone
 
+from analysis.form import RULES, form_flags, threshold_for
 from patients.models import Assignment, Exercise, Protocol
 from tests.conftest import World, client_for
 
@@ -169,6 +170,9 @@ CUSTOM = {
     "min_amplitude_deg": 20,
     "instructions": "Band behind the knee; straighten fully.",
     "form_faults_text": "Hip hitches\nKnee stays bent",
+    "check_extension_lag": "on",
+    "threshold_extension_lag": "5",
+    "check_leans_back": "on",
 }
 
 
@@ -178,8 +182,10 @@ def test_a_therapist_adds_a_custom_exercise_visible_only_to_them(world: World) -
     assert response.status_code == 302
     assert exercise.owner == world.a.therapist and exercise.slug == "terminal_knee_extension"
     assert exercise.form_faults == [
-        {"code": "hip_hitches", "label": "Hip hitches"},
-        {"code": "knee_stays_bent", "label": "Knee stays bent"},
+        {"code": "leans_back", "label": RULES["leans_back"].label, "threshold": None},
+        {"code": "extension_lag", "label": RULES["extension_lag"].label, "threshold": 5.0},
+        {"code": "hip_hitches", "label": "Hip hitches", "observed_by_therapist": True},
+        {"code": "knee_stays_bent", "label": "Knee stays bent", "observed_by_therapist": True},
     ]
     assert exercise.definition().thresholds.direction == -1
     listing = client_for(world, "therapist_b").get(reverse("exercise_list")).content.decode()
@@ -200,3 +206,28 @@ def test_a_library_exercise_can_be_copied_into_a_custom_one(world: World) -> Non
     page = client_for(world, "therapist_a").get(reverse("exercise_new") + f"?from={squat.pk}")
     assert page.status_code == 200
     assert "Squat (custom)" in page.content.decode()
+
+
+def test_a_custom_exercise_checks_the_rules_picked_and_the_page_says_which(world: World) -> None:
+    client = client_for(world, "therapist_a")
+    client.post(reverse("exercise_new"), CUSTOM)
+    exercise = Exercise.objects.get(name="Terminal knee extension")
+    definition = exercise.definition()
+    lag, *_ = definition.form_faults
+    measures: dict[str, Any] = {}
+    # A peak 8 deg short of the 0 deg target: a fault at the therapist's 5, not at the default 10.
+    flags = form_flags(definition, measures, peak_deg=8.0, target_deg=0.0)
+    assert "extension_lag" in flags and "hip_hitches" not in flags
+    assert threshold_for(definition.form_faults[1], definition) == 5.0
+    page = client.get(reverse("exercise_detail", args=[exercise.pk])).content.decode()
+    assert page.count(">checked by the camera<") == 2 and page.count(">observed by you<") == 2
+    form = client.get(reverse("exercise_edit", args=[exercise.pk])).content.decode()
+    assert 'name="check_extension_lag"' in form and 'value="5.0"' in form
+
+
+def test_a_library_exercise_says_which_faults_the_camera_checks(world: World) -> None:
+    sit = Exercise.objects.get(slug="sit_to_stand", owner=None)
+    page = client_for(world, "therapist_a").get(reverse("exercise_detail", args=[sit.pk]))
+    text = page.content.decode()
+    assert "Pushes up with the hands" in text and "observed by you" in text  # drops into chair
+    assert "Measured (threshold" in text

@@ -194,6 +194,9 @@ def test_each_repetition_is_one_row_with_exact_values(clinic: Clinic) -> None:
         "hold_s": "",
         "symmetry_pct": "91.0",
         "form_flags": "",
+        "quality": "",
+        "quality_reasons": "",
+        "session_outcome": "partly_done",
         "pain_nrs": "3",
         "effort_borg": "4.0",
     }
@@ -364,12 +367,14 @@ def test_the_components_carry_mean_rom_best_peak_and_repetitions_per_side(clinic
         "mean-rom": (73.0, "deg"),
         "best-peak-angle": (81.0, "deg"),
         "repetitions": (2, "{repetitions}"),
+        "poor-quality-repetitions": (0, "{repetitions}"),
     }
     assert left["valueQuantity"]["value"] == 60.0
     assert values(left) == {
         "mean-rom": (60.0, "deg"),
         "best-peak-angle": (65.0, "deg"),
         "repetitions": (1, "{repetitions}"),
+        "poor-quality-repetitions": (0, "{repetitions}"),
     }
 
 

@@ -182,8 +182,10 @@ def test_the_owner_gets_the_plan_and_where_to_resume(world: World) -> None:
             "target_deg": 90.0,
             "hold_s": 0.0,
             "rest_s": 30.0,
+            "turns": ["right"],
         }
         assert ready["segment"] == [24, 26, 28]  # right hip, knee, ankle
+        assert ready["segments"] == {"left": [23, 25, 27], "right": [24, 26, 28]}
         assert ready["progress"] == {"set": 2, "reps": 0}
         await comm.disconnect()
 

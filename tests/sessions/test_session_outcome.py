@@ -2,6 +2,7 @@
 plan: the model's property and the queryset every reader uses agree."""
 
 import itertools
+from dataclasses import replace
 
 import pytest
 from django.urls import reverse
@@ -9,8 +10,14 @@ from django.utils import timezone
 
 from sessions.models import ExerciseSession
 from sessions.protocol import summary
-from sessions.selectors import today_plan
-from tests.conftest import World, client_for
+from sessions.selectors import (
+    live_plan,
+    live_resume_point,
+    repetition_metrics_of_session,
+    today_plan,
+)
+from sessions.services import rep_record, session_complete, session_start
+from tests.conftest import World, client_for, rep_data
 
 
 def ended(
@@ -86,14 +93,17 @@ def test_nothing_measured_is_not_praised(world: World) -> None:
 def test_a_session_done_without_the_camera_counts_on_the_patients_word(world: World) -> None:
     client = client_for(world, "patient_p")
     session = world.a.open_session
-    week_before = {item.prescription.pk: item.done_this_week for item in today_plan(
-        patient=world.p, today=timezone.localdate())}  # fmt: skip
+    line = session.prescription
+
+    def done_this_week() -> int:
+        plan = today_plan(patient=world.p, today=timezone.localdate())
+        return next(item.done_this_week for item in plan if item.prescription == line)
+
+    before = done_this_week()
     client.post(reverse("session_complete", args=[session.pk]))
     session.refresh_from_db()
     assert session.self_reported and session.outcome == ExerciseSession.Outcome.REPORTED
-    after = {item.prescription.pk: item.done_this_week for item in today_plan(
-        patient=world.p, today=timezone.localdate())}  # fmt: skip
-    assert after[session.prescription_id] == week_before[session.prescription_id] + 1
+    assert done_this_week() == before + 1
     page = client.get(reverse("session_detail", args=[session.pk])).content.decode()
     assert "done, not measured" in page
 
@@ -102,3 +112,34 @@ def test_the_session_list_says_what_was_measured(world: World) -> None:
     ended(world, reps=0)
     page = client_for(world, "patient_p").get(reverse("history")).content.decode()
     assert "nothing measured" in page and "partly done" in page
+
+
+def test_both_sides_of_a_one_side_exercise_are_prescribed_measured_and_summarised_apart(
+    world: World,
+) -> None:
+    line = world.a.protocol.prescriptions.order_by("position")[0]  # heel slide, 2 x 3
+    line.side = "both"
+    line.save()
+    session = session_start(patient=world.p, prescription=line)
+    assert session.sides_in_turn == 2 and session.reps_per_set == 6
+    assert (session.prescribed_reps, session.reps_needed_for_plan) == (12, 6)
+    assert live_plan(session=session).turns == ("left", "right")
+    for index in range(1, 7):  # set 1: three on the left, then three on the right
+        side, rom = ("left", 60.0) if index <= 3 else ("right", 80.0)
+        rep_record(
+            session=session,
+            data=replace(rep_data(set_number=1, index=index, rom=rom), side=side),
+        )
+    assert live_resume_point(session=session) == (2, 0)
+    session = session_complete(session=session)
+    assert session.outcome == ExerciseSession.Outcome.PARTLY_DONE and session.counts_towards_plan
+    message = summary(session, repetition_metrics_of_session(session=session))
+    assert message["target_reps"] == 6
+    assert message["sides"] == [
+        {"side": "left", "reps": 3, "target": 6, "mean_rom": 60.0, "best_peak": 65.0},
+        {"side": "right", "reps": 3, "target": 6, "mean_rom": 80.0, "best_peak": 85.0},
+    ]
+    assert message["symmetry"] == 75.0
+    page = client_for(world, "patient_p").get(reverse("session_detail", args=[session.pk]))
+    text = page.content.decode()
+    assert "6 of 12 (2 × 3 on each side)" in text and "Symmetry" in text and "75%" in text

@@ -105,12 +105,12 @@ def _table(analysis: VideoAnalysis) -> str:
         f"video {analysis.fps_video:.2f} fps, processed {analysis.fps_processed:.1f} fps",
         "",
         f"{'rep':>3} {'side':>5} {'start s':>8} {'end s':>7} {'min°':>6} {'max°':>6} "
-        f"{'ROM°':>6} {'dur s':>6} {'peak °/s':>9}  form",
+        f"{'ROM°':>6} {'dur s':>6} {'peak °/s':>9} {'quality':>7}  form",
     ]
     for rep in analysis.reps:
         lines.append(
             f"{rep.index:>3} {rep.side:>5} {rep.start_s:>8.2f} {rep.end_s:>7.2f} "
             f"{rep.min_deg:>6.1f} {rep.max_deg:>6.1f} {rep.rom_deg:>6.1f} {rep.duration_s:>6.2f} "
-            f"{rep.peak_velocity_dps:>9.1f}  {', '.join(rep.form_flags) or '-'}"
+            f"{rep.peak_velocity_dps:>9.1f} {rep.quality:>7}  {', '.join(rep.form_flags) or '-'}"
         )
     return "\n".join(lines)
