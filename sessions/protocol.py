@@ -78,7 +78,7 @@ from typing import Any
 from django.urls import reverse
 
 from analysis.pose.frames import MAX_FRAME_BYTES, FrameError, check_frame
-from analysis.repetitions import RepetitionMetrics, per_side, symmetry_pct
+from analysis.repetitions import RepetitionMetrics, SideSummary, per_side, symmetry_pct
 from analysis.reps import PartialRepetition
 from analysis.tracker import Feedback
 from sessions.models import ExerciseSession
@@ -335,16 +335,7 @@ def summary(session: ExerciseSession, reps: list[RepetitionMetrics]) -> dict[str
         "sets": [{"set": n, "reps": per_set[n]} for n in range(1, session.target_sets + 1)],
         "reps": session.reps_counted,
         "target_reps": session.reps_per_set,
-        "sides": [
-            {
-                "side": side.side,
-                "reps": side.reps,
-                "target": session.target_sets * session.target_reps,
-                "mean_rom": side.mean_rom_deg,
-                "best_peak": side.best_peak_deg,
-            }
-            for side in sides
-        ],
+        "sides": _sides(session, sides),
         "symmetry": symmetry_pct(sides),
         "best_rom": session.best_rom_deg,
         "mean_rom": session.mean_rom_deg,
@@ -354,6 +345,25 @@ def summary(session: ExerciseSession, reps: list[RepetitionMetrics]) -> dict[str
         "form": dict(flags.most_common()),
         "report_url": reverse("session_report", args=[session.pk]),
     }
+
+
+def _sides(session: ExerciseSession, sides: list[SideSummary]) -> list[dict[str, Any]]:
+    """Each side measured; with both sides in turn, also one that nothing was counted on."""
+    measured = {summary.side: summary for summary in sides}
+    names = ["left", "right"] if session.sides_in_turn > 1 else sorted(measured)
+    rows = []
+    for name in names:
+        summary = measured.get(name)
+        rows.append(
+            {
+                "side": name,
+                "reps": summary.reps if summary else 0,
+                "target": session.target_sets * session.target_reps,
+                "mean_rom": summary.mean_rom_deg if summary else None,
+                "best_peak": summary.best_peak_deg if summary else None,
+            }
+        )
+    return rows
 
 
 def outcome_text(session: ExerciseSession) -> tuple[str, str]:

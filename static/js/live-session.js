@@ -92,6 +92,7 @@ const el = {
   cue: byId("cue"),
   notice: byId("notice"),
   repList: byId("rep-list"),
+  sideNow: byId("side-now"),
   repListEmpty: byId("rep-list-empty"),
   status: byId("status"),
   summary: byId("summary"),
@@ -732,8 +733,8 @@ function renderCounters() {
   setText(el.setCounter, `Set ${Math.min(state.set, plan.sets)} of ${plan.sets}`);
   const turn = plan.turns.length > 1 ? Math.max(0, plan.turns.indexOf(state.side)) : 0;
   const onThisSide = Math.max(0, state.repsInSet - turn * plan.reps);
-  const side = plan.turns.length > 1 ? ` · ${plan.turns[turn]}` : "";
-  setText(el.repCounter, `${onThisSide} / ${plan.reps}${side}`);
+  setText(el.repCounter, `${onThisSide} / ${plan.reps}`);
+  setText(el.sideNow, plan.turns.length > 1 ? ` on the ${plan.turns[turn]} side` : "");
   el.repCounter.dataset.reps = String(state.repsInSet);
 }
 

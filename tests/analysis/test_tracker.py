@@ -9,6 +9,7 @@ from analysis.exercises import BY_SLUG
 from analysis.landmarks import Landmark
 from analysis.tracker import (
     COUNTDOWN_S,
+    CUE_COOLDOWN_S,
     PLACED_S,
     VIEW_ADVICE,
     ExerciseTracker,
@@ -274,3 +275,34 @@ def test_a_resumed_set_of_both_sides_continues_on_the_side_it_had_reached():
     assert ExerciseTracker(plan, reps_done_in_set=3).measured_side == "right"
     together = Plan(BY_SLUG["squat"], side="both", sets=1, reps=3, target_deg=80)
     assert together.turns == ("both",) and together.reps_per_set == 3
+
+
+def leaning_squatter(knee_deg: float) -> FramePose:
+    """side_view_squatter whose trunk tips forward with the knees, 70 deg at 90 deg of flexion."""
+    pose = side_view_squatter(knee_deg)
+    lean = math.radians(70 * min(knee_deg, 90) / 90)
+    pixels = pose.pixels.copy()
+    for side in ("LEFT", "RIGHT"):
+        hip = pixels[Landmark[f"{side}_HIP"]]
+        shoulder = hip + 130 * np.array([math.sin(lean), -math.cos(lean)])
+        shift = shoulder - pixels[Landmark[f"{side}_SHOULDER"]]
+        for point in ("SHOULDER", "EAR", "ELBOW", "WRIST"):
+            pixels[Landmark[f"{side}_{point}"]] += shift
+    return FramePose(pixels, pose.world, pose.visibility, pose.image_size)
+
+
+def test_a_form_fault_is_flagged_on_every_repetition_and_cued_once_per_cooldown():
+    plan = Plan(BY_SLUG["squat"], side="right", sets=1, reps=4, target_deg=90)
+    tracker = ExerciseTracker(plan, countdown_done=True)
+    t, knee = _cosine_reps(4, 90, 1.6, 5, fs=FPS, pause_s=0.2)  # a repetition every 1.8 s
+    feedback = [
+        tracker.update(float(time), leaning_squatter(float(angle)))
+        for time, angle in zip(t, knee, strict=True)
+    ]
+    reps = [f for f in feedback if f.repetition is not None]
+    assert len(reps) == 4 and all("trunk_lean" in f.repetition.form_flags for f in reps)
+    said = [f.cue for f in reps]
+    assert said[0] == BY_SLUG["squat"].form_faults[0].label  # the fault, said once...
+    assert said[1] == "2"  # ...then the count while the cooldown runs
+    cue_times = [f_t for f_t, f in zip(t, feedback, strict=True) if f.cue == said[0]]
+    assert all(b - a >= CUE_COOLDOWN_S for a, b in zip(cue_times, cue_times[1:], strict=False))

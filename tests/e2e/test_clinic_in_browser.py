@@ -43,7 +43,7 @@ def test_a_therapist_reviews_patients_and_builds_a_protocol(page: Page, demo_cli
 
     page.get_by_role("link", name="Anna Schmidt").click()
     expect(page.get_by_role("heading", name="Anna Schmidt")).to_be_visible()
-    expect(page.locator("table.sessions tbody tr").first).to_contain_text("completed")
+    expect(page.locator("table.sessions tbody tr").first).to_contain_text("done")  # its outcome
     screenshot(page, "patient_detail")
 
     page.locator("table.sessions tbody tr a").first.click()
