@@ -317,7 +317,7 @@ class ExerciseTracker:
             for side in SIDES:
                 raw = float(joint_angle_deg(series, exercise.angle, side, space)[0])
                 angles[space, side] = self._filters[space, side](t_s, raw)
-        side = single_side(self.plan.side)
+        side = single_side(self.counter.side)  # in turn: the limb exercising now
         measured = form_measures(series, side) | quality_measures(series, exercise)
         measures = {name: float(values[0]) for name, values in measured.items()}
         return Sample(t_s, angles[chosen, "left"], angles[chosen, "right"], measures)
