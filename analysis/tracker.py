@@ -272,7 +272,7 @@ class ExerciseTracker:
                 self.counter.switch_side(self.plan.turns[self.reps_in_set // self.plan.reps])
                 # The switch matters more than the count it would replace.
                 feedback.cue, self._last_cue_at = f"Now the {self.counter.side} side", t_s
-            feedback.side = self.measured_side
+                feedback.side = self.measured_side
             return
         self.counter.finish()
         feedback.set_finished = True

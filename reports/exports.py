@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from analysis.exercises import RepThresholds
 from patients.models import PainReport, Patient
-from sessions.models import ExerciseSession, ExerciseSessionQuerySet, Repetition
+from sessions.models import GRADED_POOR, ExerciseSession, ExerciseSessionQuerySet, Repetition
 
 # --- Period ------------------------------------------------------------------------------------
 
@@ -258,9 +258,6 @@ def _patient_resource(patient: Patient) -> dict[str, Any]:
     return resource
 
 
-_POOR = Q(quality=Repetition.Quality.POOR)
-
-
 def _measures(only: Q | None = None) -> dict[str, Any]:
     return {
         "best_rom": Max("rom_deg", filter=only),
@@ -293,9 +290,9 @@ def _side_measures(
         )
         .annotate(
             reps=Count("id"),
-            poor_reps=Count("id", filter=_POOR),
+            poor_reps=Count("id", filter=GRADED_POOR),
             **_measures(),
-            **{f"trusted_{name}": value for name, value in _measures(~_POOR).items()},
+            **{f"trusted_{name}": value for name, value in _measures(~GRADED_POOR).items()},
         )
         .order_by("session__started_at", "session_id", "side")
     )

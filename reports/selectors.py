@@ -13,11 +13,11 @@ from analysis.progress import Progress, RomSeries, SessionRom, Week, Wellbeing, 
 from patients.models import Assignment, Exercise, PainReport, Patient
 from patients.selectors import User, expected_sessions, get_or_404, visible_to
 from reports.models import ProgressReport
-from sessions.models import ExerciseSession, Repetition
+from sessions.models import GRADED_POOR, ExerciseSession, Repetition
 
 # A session's peaks leave out its repetitions graded poor, unless all of them were (the session
 # is then drawn hollow and raises no alert).
-_TRUSTED = ~Q(quality=Repetition.Quality.POOR)
+_TRUSTED = ~GRADED_POOR
 _PEAKS = {
     "reps": (Count, "pk"),
     "max_high": (Max, "max_deg"),

@@ -10,18 +10,13 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Ceil
 
+from analysis.repetitions import SidedRep
 from patients.models import Exercise, Patient, Prescription, Side
 
 
-class RepMetrics(Protocol):
+class RepMetrics(SidedRep, Protocol):
     """What a session summary needs of a repetition (a row, or a not yet stored record)."""
 
-    @property
-    def min_deg(self) -> float: ...
-    @property
-    def max_deg(self) -> float: ...
-    @property
-    def rom_deg(self) -> float: ...
     @property
     def quality(self) -> str: ...
 
@@ -226,3 +221,8 @@ class Repetition(models.Model):
 
     def __str__(self) -> str:
         return f"set {self.set_number} rep {self.index}: {self.rom_deg:.0f} deg"
+
+
+# Repetitions whose angle could not be measured reliably (analysis.quality): every reader leaves
+# them out of a session's numbers, unless all of the session's repetitions are.
+GRADED_POOR = Q(quality=Repetition.Quality.POOR)
