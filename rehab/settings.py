@@ -252,7 +252,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "rehab.storage.CompressedManifestModulesStorage"  # WhiteNoise's, hashing JS imports too
             if PRODUCTION
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
