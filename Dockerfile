@@ -31,10 +31,13 @@ RUN uv sync --frozen --no-dev --no-install-project --no-cache
 # The runtime code only (no .venv, var/, tests or .git from the build context).
 COPY manage.py ./
 COPY rehab ./rehab
+COPY web ./web
+COPY audit ./audit
 COPY patients ./patients
 COPY sessions ./sessions
 COPY reports ./reports
-COPY audit ./audit
+COPY dashboard ./dashboard
+COPY demo ./demo
 COPY analysis ./analysis
 COPY templates ./templates
 COPY static ./static

@@ -16,9 +16,8 @@ PORT := 8000
 # Extra pytest arguments: make test ARGS="tests/analysis -x"
 ARGS ?=
 
-# System packages: chromium for the e2e tests and the PDF reports' charts (kaleido), Pango and a
-# font for WeasyPrint's PDFs, ffmpeg for test clips, poppler-utils for reading PDFs back in tests.
-APT_PACKAGES := chromium ffmpeg poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+# System packages, one per line in system-packages.txt (shared with .ci/run).
+APT_PACKAGES := $(shell grep -v '^\#' system-packages.txt)
 
 # `make run` always serves on the embedded defaults (SQLite, in-memory channel layer, local pose
 # workers, eager Celery), whatever the calling shell exports.
@@ -30,7 +29,7 @@ help:
 	@echo "make install       create/update .venv from uv.lock (bootstraps uv $(UV_VERSION) in .uv)"
 	@echo "make run           migrate, create the demo clinic, serve on http://$(HOST):$(PORT)"
 	@echo "make test          run the test suite (extra pytest arguments: ARGS=...)"
-	@echo "make lint          ruff, mypy, missing migrations, bandit"
+	@echo "make lint          ruff, mypy, import contracts, missing migrations, bandit"
 	@echo "make deploy-check  Django's deployment checks with production settings"
 	@echo "make clean         remove .venv .uv var"
 
@@ -46,20 +45,18 @@ $(INSTALLED): uv.lock pyproject.toml | $(UV)
 
 system-deps:
 	@missing=""; \
-	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
-	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
-	command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
-	/sbin/ldconfig -p | grep -q libpangoft2-1.0 || missing="$$missing pango"; \
-	[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
+	for pkg in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
+	done; \
 	if [ -z "$$missing" ]; then \
 		exit 0; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "Installing system packages:$$missing"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	else \
 		echo "*** Missing system packages:$$missing"; \
 		echo "*** The PDF reports and the browser tests need them. Install with:"; \
-		echo "***   sudo apt-get update && sudo apt-get install -y $(APT_PACKAGES)"; \
+		echo "***   sudo apt-get update && sudo apt-get install -y$$missing"; \
 	fi
 
 run: install system-deps
@@ -78,6 +75,7 @@ test: install system-deps
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/bandit --quiet --recursive .
 

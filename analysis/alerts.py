@@ -1,7 +1,7 @@
 """Therapist alerts: which of a patient's numbers deserve a look, each explained in one sentence.
 
 Pure Python (no Django). `evaluate` judges two `Progress` windows (analysis.progress) that
-`patients.services.alerts_refresh` builds with `reports.selectors.progress_of_patient`:
+`sessions.services.alerts_refresh` builds with `sessions.selectors.progress_of_patient`:
 
 - `last_7_days`, exactly the `ADHERENCE_DAYS` ending today, for missed sessions: prescriptions are
   weekly, so any 7 consecutive days hold one week's worth whatever the weekday (the selector

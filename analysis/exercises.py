@@ -7,10 +7,19 @@ distal); `raw_at_zero_deg` is the three-point angle at the anatomical position a
 the clinical angle is `raw - zero` or `zero - raw`. Normal ranges are adult active ROM (AAOS).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, TypeVar
 
 from analysis.landmarks import SIDED_POINTS, Landmark, sided_landmark
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_End = TypeVar("_End")
+# One angle, or an array of them (one per frame): the data stays free of numpy at run time.
+_Degrees = TypeVar("_Degrees", float, "np.ndarray")
 
 
 class Plane(StrEnum):
@@ -44,6 +53,24 @@ def sides_in_turn(laterality: Laterality, side: str) -> tuple[str, ...]:
     return (side,)
 
 
+# --- Towards the target ----------------------------------------------------------------------
+# `direction` is +1 when the angle grows towards the target (a squat), -1 when it falls (a knee
+# extension from sitting): RepThresholds.direction, or a series' copy of it.
+
+
+def peak_end(direction: int, low: _End, high: _End) -> _End:
+    """Of the two ends of a range (or of what stands for them), the one the movement heads for: a
+    repetition peaks at its highest angle when the angle grows towards the target, at its lowest
+    when it falls."""
+    return high if direction > 0 else low
+
+
+def furthest(direction: int, values_deg: Iterable[float]) -> float:
+    """Of some angles, the one reached furthest towards the target: the highest when the angle
+    grows towards it, the lowest when it falls (the best of a session's or a week's peaks)."""
+    return max(values_deg) if direction > 0 else min(values_deg)
+
+
 @dataclass(frozen=True)
 class JointAngle:
     joint: str
@@ -74,8 +101,9 @@ class JointAngle:
             sided_landmark(self.distal, side),
         )
 
-    def clinical_deg(self, raw_deg: float) -> float:
-        """The clinical angle for a three-point angle measured between the landmarks."""
+    def clinical_deg(self, raw_deg: _Degrees) -> _Degrees:
+        """The clinical angle for a three-point angle measured between the landmarks (or for an
+        array of them, element-wise)."""
         offset = raw_deg - self.raw_at_zero_deg
         return offset if self.increases_with_motion else -offset
 
@@ -118,6 +146,14 @@ class RepThresholds:
         beyond it)."""
         return self.direction * (target_deg - angle_deg)
 
+    def peak_end(self, low: _End, high: _End) -> _End:
+        """The end of a range the movement heads for (see the module's `peak_end`)."""
+        return peak_end(self.direction, low, high)
+
+    def furthest(self, values_deg: Iterable[float]) -> float:
+        """The angle reached furthest towards the target (see the module's `furthest`)."""
+        return furthest(self.direction, values_deg)
+
 
 @dataclass(frozen=True)
 class FormFault:
@@ -155,6 +191,17 @@ class ExerciseDefinition:
         lo, hi = self.angle.normal_min_deg, self.angle.normal_max_deg
         if not lo <= self.default_target_deg <= hi:
             raise ValueError(f"{self.slug}: default target outside the normal range {lo}-{hi}")
+
+    @property
+    def normal_end_deg(self) -> float:
+        """The AAOS normal limit on the target's side: the top of the normal range when the angle
+        grows towards the target, the bottom when it falls."""
+        return self.thresholds.peak_end(self.angle.normal_min_deg, self.angle.normal_max_deg)
+
+    @property
+    def form_labels(self) -> dict[str, str]:
+        """Form fault code -> the label shown for it."""
+        return {fault.code: fault.label for fault in self.form_faults}
 
 
 # --- The measured angles -------------------------------------------------------------------------

@@ -80,9 +80,7 @@ def joint_angle_deg(
         proximal = np.where(replace[:, None], stand_in, proximal)
         seen = seen | replace
     raw = three_point_angle_deg(proximal, points[:, indices[1]], points[:, indices[2]])
-    offset = raw - angle.raw_at_zero_deg
-    clinical = offset if angle.increases_with_motion else -offset
-    return np.where(seen, clinical, np.nan)
+    return np.where(seen, angle.clinical_deg(raw), np.nan)
 
 
 def _trunk_line_stand_in(

@@ -1,27 +1,27 @@
 """A recorded video through the live path, as a patient's browser and the server would run it.
 
 The page sends at most BROWSER_FPS frames a second, scaled down to fit BROWSER_MAX_SIZE and
-compressed as JPEG at BROWSER_JPEG_QUALITY (`static/js/live-session.js`); a pose worker decodes
+compressed as JPEG at BROWSER_JPEG_QUALITY (`static/js/live/camera.js`); a pose worker decodes
 each one with the frame guard and answers with the stream's tracking state (`analysis.pose.worker`);
 the tracker turns the answers into feedback (`analysis.tracker`). This module chains those same
 parts over a video file, so that the live count can be compared with `analyze_video`'s on the same
 clip (bench/rep_accuracy.py, tests).
 
-    poses = serve_stream(browser_frames(path))          # [(t_s, FramePose | None)], one per frame
+    poses = serve_stream(browser_frames(path))          # [(t_s, Pose | None)], one per frame
     reps = track_live(poses, plan).reps
 """
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
+from analysis.pose.types import Pose, TrackingWire
 from analysis.repetitions import RepetitionMetrics
 from analysis.reps import PartialRepetition
-from analysis.tracker import ExerciseTracker, Feedback, FramePose, Plan
+from analysis.tracker import ExerciseTracker, Feedback, Plan
 from analysis.video import read_frames, video_fps
 
 BROWSER_FPS = 15.0
@@ -58,15 +58,15 @@ def _as_browser_jpeg(frame: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def serve_stream(frames: Iterable[tuple[float, bytes]]) -> list[tuple[float, FramePose | None]]:
+def serve_stream(frames: Iterable[tuple[float, bytes]]) -> list[tuple[float, Pose | None]]:
     """Each frame through a pose worker's FrameServer, the tracking state carried from one answer
     to the next as the consumer carries it."""
     # Imported here: the pose engine loads MediaPipe, which replaying cached poses never needs.
-    from analysis.pose.worker import FrameServer, frame_pose_from_dict
+    from analysis.pose.worker import FrameServer
 
     server = FrameServer()
-    tracking: dict[str, Any] | None = None
-    served: list[tuple[float, FramePose | None]] = []
+    tracking: TrackingWire | None = None
+    served: list[tuple[float, Pose | None]] = []
     try:
         for t_s, jpeg in frames:
             answer = server.serve(jpeg, t_s, tracking)
@@ -74,14 +74,15 @@ def serve_stream(frames: Iterable[tuple[float, bytes]]) -> list[tuple[float, Fra
                 served.append((t_s, None))
                 continue
             tracking = answer["tracking"]
-            served.append((t_s, frame_pose_from_dict(answer["pose"])))
+            pose = answer["pose"]
+            served.append((t_s, Pose.from_wire(pose) if pose is not None else None))
     finally:
         server.engine.close()
     return served
 
 
 def track_live(
-    poses: Iterable[tuple[float, FramePose | None]], plan: Plan, *, countdown_done: bool = True
+    poses: Iterable[tuple[float, Pose | None]], plan: Plan, *, countdown_done: bool = True
 ) -> LiveReplay:
     """The tracker fed frame by frame; with `countdown_done`, as in a session whose patient has
     already been placed and counted down once (the start of a video is mid-exercise)."""

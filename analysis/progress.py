@@ -1,6 +1,6 @@
 """A patient's recovery as plain numbers: ROM per session, weekly adherence, pain and effort.
 
-Pure Python (no Django): `reports.selectors.progress_of_patient` fills these from a few
+Pure Python (no Django): `sessions.selectors.progress_of_patient` fills these from a few
 aggregate queries; `analysis.charts` draws them; `analysis.alerts` judges them.
 
 "ROM" on the charts is the clinical one: the joint angle reached at the peak of a repetition
@@ -14,6 +14,8 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+
+from analysis.exercises import furthest
 
 TREND_WINDOW = 5  # sessions in the rolling median
 # A printed chart with more sessions than this draws one point per week: a year of daily dots is
@@ -192,7 +194,6 @@ def _weekly_rom(series: RomSeries) -> RomSeries:
     weeks: dict[datetime.datetime, list[SessionRom]] = {}
     for point in series.points:
         weeks.setdefault(_week_of(point.started_at), []).append(point)
-    furthest = max if series.direction > 0 else min
     points = []
     for monday, sessions in weeks.items():
         # As a session leaves out its poor repetitions, a week leaves out its poor sessions.
@@ -201,7 +202,7 @@ def _weekly_rom(series: RomSeries) -> RomSeries:
             SessionRom(
                 session_id=f"week of {monday:%Y-%m-%d}",
                 started_at=monday,
-                best_deg=furthest(p.best_deg for p in week),
+                best_deg=furthest(series.direction, (p.best_deg for p in week)),
                 mean_deg=round(statistics.fmean(p.mean_deg for p in week), 1),
                 low_deg=min(p.low_deg for p in week),
                 high_deg=max(p.high_deg for p in week),
@@ -273,7 +274,7 @@ def measure_of(series: RomSeries) -> Measure:
     every one was measured poorly)."""
     points = series.trusted_points or series.points
     trend = rolling_median([p.mean_deg for p in points])
-    best = (max if series.direction > 0 else min)(p.best_deg for p in points)
+    best = furthest(series.direction, (p.best_deg for p in points))
     return Measure(
         series=series,
         first_deg=trend[0],

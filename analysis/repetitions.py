@@ -5,6 +5,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from analysis.exercises import furthest, peak_end
+
 
 @dataclass(frozen=True)
 class RepetitionMetrics:
@@ -56,13 +58,13 @@ def per_side(reps: Sequence[SidedRep], direction: int) -> list[SideSummary]:
     summaries = []
     for side in sorted({rep.side for rep in reps}):
         own = [rep for rep in reps if rep.side == side]
-        peaks = [rep.max_deg if direction > 0 else rep.min_deg for rep in own]
+        peaks = [peak_end(direction, rep.min_deg, rep.max_deg) for rep in own]
         summaries.append(
             SideSummary(
                 side=side,
                 reps=len(own),
                 mean_rom_deg=round(sum(rep.rom_deg for rep in own) / len(own), 1),
-                best_peak_deg=max(peaks) if direction > 0 else min(peaks),
+                best_peak_deg=furthest(direction, peaks),
             )
         )
     return summaries

@@ -35,6 +35,7 @@ from analysis.kinematics import (
     single_side,
 )
 from analysis.landmarks import sided_landmark
+from analysis.pose.types import Pose
 from analysis.quality import GOOD_OBLIQUITY_DEG, quality_measures
 from analysis.repetitions import RepetitionMetrics
 from analysis.reps import HOLD_BAND_DEG, PartialRepetition, RepetitionCounter, Sample
@@ -85,16 +86,6 @@ class Plan:
     @property
     def reps_per_set(self) -> int:
         return self.reps * len(self.turns)
-
-
-@dataclass(frozen=True)
-class FramePose:
-    """One frame's landmarks as the pose engine gives them (see analysis.pose.engine)."""
-
-    pixels: np.ndarray  # (33, 2)
-    world: np.ndarray  # (33, 3)
-    visibility: np.ndarray  # (33,)
-    image_size: tuple[int, int]
 
 
 @dataclass
@@ -164,7 +155,7 @@ class ExerciseTracker:
     def measured_side(self) -> str:
         return self.counter.side
 
-    def update(self, t_s: float, pose: FramePose | None) -> Feedback:
+    def update(self, t_s: float, pose: Pose | None) -> Feedback:
         feedback = Feedback(self.stage, self.set_number, self.reps_in_set, side=self.measured_side)
         if self.stage is Stage.DONE:
             return feedback
@@ -234,7 +225,7 @@ class ExerciseTracker:
         self._cue(t_s, feedback, f"Set {self.set_number}: go", force=True)
         return feedback
 
-    def _count(self, t_s: float, pose: FramePose | None, feedback: Feedback) -> Feedback:
+    def _count(self, t_s: float, pose: Pose | None, feedback: Feedback) -> Feedback:
         sample = self._sample(t_s, pose)
         angle = self.counter.followed_deg(sample)
         if math.isfinite(angle):
@@ -259,7 +250,7 @@ class ExerciseTracker:
         if rep.form_flags and t_s - self._last_cue_at >= CUE_COOLDOWN_S:
             # One fault at a time, and no more often than the cooldown: the rest are flagged on
             # the repetition, and the count is said instead.
-            labels = {fault.code: fault.label for fault in self.plan.exercise.form_faults}
+            labels = self.plan.exercise.form_labels
             self._cue(t_s, feedback, labels.get(rep.form_flags[0], rep.form_flags[0]))
         elif self.plan.hold_s and (rep.hold_s or 0) < self.plan.hold_s:
             self._cue(t_s, feedback, f"Hold for {self.plan.hold_s:g} seconds at the top")
@@ -305,7 +296,7 @@ class ExerciseTracker:
         feedback.cue = text
         self._last_cue_at = t_s
 
-    def _sample(self, t_s: float, pose: FramePose | None) -> Sample:
+    def _sample(self, t_s: float, pose: Pose | None) -> Sample:
         if pose is None:
             return Sample(t_s, math.nan, math.nan)
         series = _one_frame(t_s, pose)
@@ -344,7 +335,7 @@ VIEW_ADVICE = {  # counting goes on: the patient sees it, the advice stays short
 }
 
 
-def placement_problem(pose: FramePose, plan: Plan) -> str | None:
+def placement_problem(pose: Pose, plan: Plan) -> str | None:
     """What keeps the movement from being measured, as a key of PLACEMENT_MESSAGES, or None when
     the measured limbs (one side of them at least, for "both") are in view."""
     sides = SIDES if plan.side == "both" else (plan.side,)
@@ -352,7 +343,7 @@ def placement_problem(pose: FramePose, plan: Plan) -> str | None:
     return None if None in problems else problems[0]
 
 
-def _limb_problem(pose: FramePose, plan: Plan, side: str) -> str | None:
+def _limb_problem(pose: Pose, plan: Plan, side: str) -> str | None:
     needed = [*plan.exercise.angle.landmarks(side)]
     needed += [sided_landmark("shoulder", side), sided_landmark("hip", side)]
     if (pose.visibility[needed] < MIN_VISIBILITY).any():
@@ -374,7 +365,7 @@ class ViewWatch:
         self._last_t: float | None = None
         self.advising = False
 
-    def update(self, t_s: float, pose: FramePose | None) -> str | None:
+    def update(self, t_s: float, pose: Pose | None) -> str | None:
         if pose is not None:
             self._average(t_s, float(plane_obliquity_deg(pose.world[None], self.exercise.plane)[0]))
         if math.isfinite(self.obliquity_deg):
@@ -395,7 +386,7 @@ class ViewWatch:
         self._last_t = t_s
 
 
-def _one_frame(t_s: float, pose: FramePose) -> PoseSeries:
+def _one_frame(t_s: float, pose: Pose) -> PoseSeries:
     return PoseSeries(
         t_s=np.array([t_s]),
         pixels=pose.pixels[None],

@@ -152,7 +152,7 @@ def track_poses(
             else:
                 found += 1
                 pixels.append(result.pixels)
-                world.append(result.world_xyz)
+                world.append(result.world)
                 visibility.append(result.visibility)
             if progress is not None:
                 progress(len(times), total)

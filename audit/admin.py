@@ -1,18 +1,15 @@
 """The audit trail in the Django admin: its entries, read-only; `AuditedModelAdmin`, which writes
-an entry for every add, change and delete made through the admin; the User admin with it."""
+an entry for every add, change and delete made through the admin."""
 
 from typing import Any
 from uuid import UUID
 
 from django.contrib import admin
-from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
 from django.db.models import Model
 from django.http import HttpRequest
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from patients.models import Patient
 
 Action = AuditEvent.Action
 
@@ -59,8 +56,6 @@ class AuditedModelAdmin(admin.ModelAdmin):
     def audit_patient_id(self, obj: Model) -> UUID | None:
         """The patient the object belongs to, if any. Override where the object reaches its
         patient through another one."""
-        if isinstance(obj, Patient):
-            return obj.pk
         patient_id = getattr(obj, "patient_id", None)
         return patient_id if isinstance(patient_id, UUID) else None
 
@@ -113,17 +108,3 @@ class AuditedModelAdmin(admin.ModelAdmin):
         for obj, names in formset.changed_objects:
             detail = _fields_detail(names)
             self._audit(request, Action.ADMIN_CHANGED, obj, parent=form.instance, detail=detail)
-
-
-User = get_user_model()
-
-
-# Registered by django.contrib.auth, which comes before this app in INSTALLED_APPS.
-admin.site.unregister(User)
-
-
-@admin.register(User)
-class AuditedUserAdmin(AuditedModelAdmin, UserAdmin):
-    def audit_patient_id(self, obj: Model) -> UUID | None:
-        # A patient's account holds their name and e-mail address.
-        return Patient.objects.filter(user_id=obj.pk).values_list("pk", flat=True).first()

@@ -11,8 +11,7 @@ from django.http import HttpRequest
 
 from audit.models import AuditEvent
 from audit.text import escape_text
-from patients.models import Patient
-from rehab.client_ip import client_ip as shared_client_ip
+from web.client_ip import client_ip as shared_client_ip
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Short, stable names for the objects in URLs (they match the URL keyword "<type>_id").
@@ -29,7 +28,7 @@ def _column_length(name: str) -> int:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The client's address as the login lockout and the rate limits see it (rehab/client_ip.py:
+    """The client's address as the login lockout and the rate limits see it (web/client_ip.py:
     REMOTE_ADDR, or behind the production TLS proxy the address it appended to
     X-Forwarded-For); None when it is not an IP address (a unix socket, a bare test request)."""
     try:
@@ -44,8 +43,7 @@ def object_type_of(obj: Model) -> str:
 
 
 def _patient_id_of(obj: Model | None) -> UUID | None:
-    if isinstance(obj, Patient):
-        return obj.pk
+    # Whatever belongs to a patient (the patient included) names them by `patient_id`.
     patient_id = getattr(obj, "patient_id", None)
     return patient_id if isinstance(patient_id, UUID) else None
 

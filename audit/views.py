@@ -1,7 +1,5 @@
-"""The access history of a patient (their therapist) and the whole trail (staff). Looking at
-either is itself recorded."""
-
-from uuid import UUID
+"""The whole trail, for staff (a patient's own access history is a clinic page: patients.views).
+Looking at it is itself recorded."""
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -11,23 +9,10 @@ from django.views.decorators.cache import never_cache
 
 from audit.forms import AuditFilterForm
 from audit.models import AuditEvent
-from audit.selectors import events_filtered, events_of_patient
+from audit.selectors import events_filtered
 from audit.services import audit_record
-from patients.decorators import TherapistRequest, therapist_required
-from patients.selectors import patient_get_for_user
 
 PAGE_SIZE = 50
-
-
-@therapist_required
-@never_cache
-def patient_access_history(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
-    patient = patient_get_for_user(user=request.user, patient_id=patient_id)
-    audit_record(action=AuditEvent.Action.AUDIT_VIEWED, request=request, obj=patient)
-    page = Paginator(events_of_patient(patient_id=patient.pk), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    return render(request, "audit/patient_access_history.html", {"patient": patient, "page": page})
 
 
 @login_required

@@ -37,8 +37,9 @@ import numpy as np  # noqa: E402
 from analysis.exercises import BY_SLUG, ExerciseDefinition  # noqa: E402
 from analysis.kinematics import SIDES, PoseSeries, three_point_angle_deg  # noqa: E402
 from analysis.landmarks import sided_landmark  # noqa: E402
-from analysis.pose.engine import PoseEngine, PoseResult, Tracking  # noqa: E402
+from analysis.pose.engine import PoseEngine, Tracking  # noqa: E402
 from analysis.pose.roi import BOX_MARGIN, RegionOfInterest  # noqa: E402
+from analysis.pose.types import Pose  # noqa: E402
 from analysis.quality import Grade, grade_repetition, quality_measures  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "keypoints_gt"
@@ -201,7 +202,7 @@ def box_roi(box: tuple[float, float, float, float], width: int, height: int) -> 
     )
 
 
-def landmark(engine: PoseEngine, image_bgr: np.ndarray, person: Person) -> PoseResult | None:
+def landmark(engine: PoseEngine, image_bgr: np.ndarray, person: Person) -> Pose | None:
     """The person's landmarks on their box; None when the model finds no pose there (the
     engine's fallback, the detector on the whole picture, may find somebody else)."""
     height, width = image_bgr.shape[:2]
@@ -210,11 +211,11 @@ def landmark(engine: PoseEngine, image_bgr: np.ndarray, person: Person) -> PoseR
     return result if result is not None and result.tracked else None
 
 
-def one_frame(result: PoseResult) -> PoseSeries:
+def one_frame(result: Pose) -> PoseSeries:
     return PoseSeries(
         t_s=np.zeros(1),
         pixels=result.pixels[None],
-        world=result.world_xyz[None],
+        world=result.world[None],
         visibility=result.visibility[None],
     )
 
@@ -222,7 +223,7 @@ def one_frame(result: PoseResult) -> PoseSeries:
 # --- scoring -------------------------------------------------------------------------------------
 
 
-def score_person(person: Person, result: PoseResult) -> Iterator[Scored]:
+def score_person(person: Person, result: Pose) -> Iterator[Scored]:
     poses = one_frame(result)
     for angle_name, slug in ANGLES.items():
         exercise = BY_SLUG[slug]

@@ -36,8 +36,9 @@ from analysis.filters import butterworth_zero_phase  # noqa: E402
 from analysis.form import RULES, Judgement, fault_value, form_measures, threshold_for  # noqa: E402
 from analysis.kinematics import PoseSeries, single_side  # noqa: E402
 from analysis.live_replay import track_live  # noqa: E402
+from analysis.pose.types import Pose  # noqa: E402
 from analysis.repetitions import RepetitionMetrics  # noqa: E402
-from analysis.tracker import FramePose, Plan  # noqa: E402
+from analysis.tracker import Plan  # noqa: E402
 from analysis.video import SMOOTHING_CUTOFF_HZ, count_repetitions  # noqa: E402
 
 PATHS = ("offline", "live")
@@ -100,7 +101,7 @@ def _filtered(measures: dict[str, np.ndarray], t_s: np.ndarray) -> dict[str, np.
     }
 
 
-def _series(served: list[tuple[float, FramePose | None]]) -> PoseSeries:
+def _series(served: list[tuple[float, Pose | None]]) -> PoseSeries:
     """The live frames as one series (no pose: NaN), as the tracker measures them one by one."""
     series = PoseSeries.empty_frames(np.array([t for t, _ in served]))
     for i, (_, pose) in enumerate(served):

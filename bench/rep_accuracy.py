@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 from analysis.exercises import BY_SLUG  # noqa: E402
 from analysis.kinematics import PoseSeries  # noqa: E402
 from analysis.live_replay import browser_frames, serve_stream, track_live  # noqa: E402
-from analysis.tracker import FramePose, Plan  # noqa: E402
+from analysis.pose.types import Pose  # noqa: E402
+from analysis.tracker import Plan  # noqa: E402
 from analysis.video import count_repetitions, read_frames, track_poses, video_fps  # noqa: E402
 
 DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "devset" / "labels.json"
@@ -96,16 +97,14 @@ def offline_poses(path: Path, use_cache: bool) -> PoseSeries:
     return poses
 
 
-def live_poses(path: Path, use_cache: bool) -> list[tuple[float, FramePose | None]]:
+def live_poses(path: Path, use_cache: bool) -> list[tuple[float, Pose | None]]:
     cached = _cache_file(path, "live")
     if use_cache and cached.exists():
         data = np.load(cached)
         return [
             (
                 float(t),
-                FramePose(pixels, world, visibility, (int(size[0]), int(size[1])))
-                if found
-                else None,
+                Pose(pixels, world, visibility, (int(size[0]), int(size[1]))) if found else None,
             )
             for t, found, pixels, world, visibility, size in zip(
                 data["t_s"],
@@ -118,7 +117,7 @@ def live_poses(path: Path, use_cache: bool) -> list[tuple[float, FramePose | Non
             )
         ]
     served = serve_stream(browser_frames(path))
-    empty = FramePose(np.zeros((33, 2)), np.zeros((33, 3)), np.zeros(33), (0, 0))
+    empty = Pose(np.zeros((33, 2)), np.zeros((33, 3)), np.zeros(33), (0, 0))
     poses = [pose or empty for _, pose in served]
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(

@@ -63,7 +63,7 @@ def build_year(*, days: int) -> Any:
     from django.utils import timezone
 
     from analysis.exercises import BY_SLUG
-    from patients.models import Exercise, PainReport
+    from patients.models import Exercise
     from patients.services import (
         PatientFields,
         assignment_save,
@@ -71,7 +71,7 @@ def build_year(*, days: int) -> Any:
         protocol_save,
         therapist_create,
     )
-    from sessions.models import ExerciseSession, Repetition
+    from sessions.models import ExerciseSession, PainReport, Repetition
 
     started = time.perf_counter()
     suffix = str(int(time.time()))
@@ -190,9 +190,9 @@ def run(patient: Any, *, days: int, rounds: int) -> None:
     from django.utils import timezone
 
     from analysis.charts import progress_figures
-    from reports.figures import page_figures
     from reports.pdf import render_report
-    from reports.selectors import progress_of_patient
+    from sessions.selectors import progress_of_patient
+    from web.figures import page_figures
 
     today = timezone.localdate()
     year = today - datetime.timedelta(days=days - 1)

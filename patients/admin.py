@@ -1,11 +1,14 @@
+from uuid import UUID
+
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Model
 
 from audit.admin import AuditedModelAdmin
 from patients.models import (
-    Alert,
     Assignment,
     Exercise,
-    PainReport,
     Patient,
     Prescription,
     Protocol,
@@ -59,18 +62,14 @@ class AssignmentAdmin(AuditedModelAdmin):
     list_select_related = ["patient__user", "protocol"]
 
 
-@admin.register(PainReport)
-class PainReportAdmin(AuditedModelAdmin):
-    list_display = ["patient", "pain_nrs", "effort_borg", "reported_at"]
-    list_filter = ["pain_nrs", "reported_at"]
-    search_fields = ["patient__user__last_name", "comment"]
-    list_select_related = ["patient__user"]
-    raw_id_fields = ["session"]
+User = get_user_model()
+
+# Registered by django.contrib.auth, which comes before this app in INSTALLED_APPS.
+admin.site.unregister(User)
 
 
-@admin.register(Alert)
-class AlertAdmin(AuditedModelAdmin):
-    list_display = ["patient", "kind", "message", "created_at", "acknowledged_at"]
-    list_filter = ["kind", ("acknowledged_at", admin.EmptyFieldListFilter), "created_at"]
-    search_fields = ["patient__user__last_name", "message"]
-    list_select_related = ["patient__user"]
+@admin.register(User)
+class AuditedUserAdmin(AuditedModelAdmin, UserAdmin):
+    def audit_patient_id(self, obj: Model) -> UUID | None:
+        # A patient's account holds their name and e-mail address.
+        return Patient.objects.filter(user_id=obj.pk).values_list("pk", flat=True).first()

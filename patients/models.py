@@ -74,6 +74,12 @@ class Patient(models.Model):
         return self.user.get_full_name() or self.user.get_username()
 
     @property
+    def patient_id(self) -> uuid.UUID:
+        # Every record of a patient names them by `patient_id`, the patient too: the audit trail
+        # (below this app) files its entries by that id without knowing the model.
+        return self.pk
+
+    @property
     def has_set_password(self) -> bool:
         return self.user.has_usable_password()
 
@@ -355,91 +361,3 @@ class Assignment(models.Model):
 
     def is_active_on(self, day: datetime.date) -> bool:
         return self.start_date <= day <= self.end_date
-
-
-BORG_CR10_CHOICES = [
-    (0.0, "0 - nothing at all"),
-    (0.5, "0.5 - very, very weak"),
-    (1.0, "1 - very weak"),
-    (2.0, "2 - weak"),
-    (3.0, "3 - moderate"),
-    (4.0, "4 - somewhat strong"),
-    (5.0, "5 - strong"),
-    (6.0, "6"),
-    (7.0, "7 - very strong"),
-    (8.0, "8"),
-    (9.0, "9"),
-    (10.0, "10 - very, very strong (maximal)"),
-]
-
-
-class PainReport(models.Model):
-    """What the patient reports after a session: pain (NRS 0-10) and exertion (Borg CR-10)."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="pain_reports")
-    session = models.OneToOneField(
-        "exercise_sessions.ExerciseSession",
-        on_delete=models.CASCADE,
-        related_name="pain_report",
-    )
-    pain_nrs = models.PositiveSmallIntegerField(
-        validators=[MaxValueValidator(10)], help_text="0 = no pain, 10 = worst pain imaginable"
-    )
-    effort_borg = models.FloatField(choices=BORG_CR10_CHOICES)
-    comment = models.CharField(max_length=500, blank=True)
-    reported_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-reported_at"]
-        constraints = [
-            models.CheckConstraint(condition=Q(pain_nrs__lte=10), name="pain_nrs_0_to_10"),
-            models.CheckConstraint(
-                condition=Q(effort_borg__gte=0, effort_borg__lte=10), name="effort_borg_0_to_10"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"pain {self.pain_nrs}/10, effort {self.effort_borg}/10"
-
-
-class AlertQuerySet(models.QuerySet["Alert"]):
-    def open(self) -> "AlertQuerySet":
-        return self.filter(acknowledged_at__isnull=True)
-
-
-class Alert(models.Model):
-    class Kind(models.TextChoices):
-        MISSED_SESSIONS = "missed_sessions", "Missed sessions"
-        ROM_FALLING = "rom_falling", "ROM falling"
-        ROM_STALLED = "rom_stalled", "ROM stalled"
-        PAIN_RISING = "pain_rising", "Pain rising"
-        FORM_FLAGS = "form_flags", "Repeated form flags"
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alerts")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    # What the alert is about (e.g. "rom_stalled:squat:right", see analysis.alerts): a patient has
-    # at most one open alert per key. Blank for alerts written by hand.
-    key = models.CharField(max_length=120, blank=True)
-    message = models.CharField(max_length=300, help_text="One sentence with the numbers behind it")
-    created_at = models.DateTimeField(auto_now_add=True)
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-
-    objects = AlertQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["patient", "key"],
-                condition=Q(acknowledged_at__isnull=True) & ~Q(key=""),
-                name="unique_open_alert_per_key",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return self.message

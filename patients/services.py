@@ -1,7 +1,6 @@
-"""Writes for patients, the exercise library, protocols, assignments and alerts."""
+"""Writes for patients, the exercise library, protocols and assignments."""
 
 import datetime
-import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -10,25 +9,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from analysis import alerts
 from analysis.exercises import LIBRARY
-from patients.models import (
-    Alert,
-    Assignment,
-    Exercise,
-    Patient,
-    Prescription,
-    Protocol,
-    Therapist,
-)
-from reports.selectors import progress_of_patient
+from patients.models import Assignment, Exercise, Patient, Prescription, Protocol, Therapist
 
 # Built-in exercises get the same primary key on every installation, derived from their slug.
 _LIBRARY_NAMESPACE = uuid.UUID("0b4f3c9e-6a55-4f5e-9d0c-2f1f3f6c9a10")
@@ -241,78 +228,3 @@ def assignment_save(
     assignment.full_clean()
     assignment.save()
     return assignment
-
-
-def alert_acknowledge(*, alert: Alert, user: Any) -> Alert:
-    """Acknowledge once; acknowledging again keeps the first time and person."""
-    Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
-        acknowledged_at=timezone.now(), acknowledged_by=user
-    )
-    alert.refresh_from_db()
-    return alert
-
-
-# A therapist who acknowledged an alert is not asked again about the same subject for a week,
-# even if the condition still holds (the daily evaluation would otherwise raise it every morning);
-# after that, a condition that persists is worth raising again, with its new numbers.
-ALERT_QUIET_DAYS_AFTER_ACK = 7
-
-
-def alerts_refresh(*, patient: Patient, today: datetime.date) -> list[Alert]:
-    """Evaluate the patient's alert rules (analysis.alerts) on the windows ending `today` and
-    create an alert for each finding whose subject (key) has neither an open alert nor one
-    acknowledged within the last ALERT_QUIET_DAYS_AFTER_ACK days. Returns the new alerts.
-
-    Safe to run concurrently (daily run and after a session): the unique open (patient, key)
-    constraint decides, and the loser skips that alert."""
-    findings = alerts.evaluate(
-        progress_of_patient(patient=patient, first=alerts.history_window(today)[0], last=today),
-        last_7_days=progress_of_patient(
-            patient=patient, first=alerts.adherence_window(today)[0], last=today
-        ),
-        today=today,
-        tz=timezone.get_current_timezone(),
-    )
-    if not findings:
-        return []
-    quiet_since = today - datetime.timedelta(days=ALERT_QUIET_DAYS_AFTER_ACK - 1)
-    taken = set(
-        Alert.objects.filter(patient=patient, key__in=[_alert_key(f.key) for f in findings])
-        .filter(Q(acknowledged_at__isnull=True) | Q(acknowledged_at__date__gte=quiet_since))
-        .values_list("key", flat=True)
-    )
-    created = []
-    for finding in findings:
-        if _alert_key(finding.key) in taken:
-            continue
-        alert = Alert(
-            patient=patient,
-            kind=finding.kind,
-            key=_alert_key(finding.key),
-            message=_shortened(finding.message, Alert._meta.get_field("message").max_length),
-        )
-        alert.full_clean(validate_constraints=False)  # the insert below checks the constraint
-        try:
-            with transaction.atomic():
-                alert.save(force_insert=True)
-        except IntegrityError:
-            continue  # raised meanwhile by a concurrent refresh
-        taken.add(alert.key)
-        created.append(alert)
-    return created
-
-
-def _alert_key(key: str) -> str:
-    """The key as stored: a key too long for the column (a custom exercise's long slug or form
-    fault code) keeps its start and ends with a digest of the whole, so it stays one per subject."""
-    limit = Alert._meta.get_field("key").max_length or len(key)
-    if len(key) <= limit:
-        return key
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return f"{key[: limit - len(digest) - 1]}~{digest}"
-
-
-def _shortened(message: str, limit: int | None) -> str:
-    if limit is None or len(message) <= limit:
-        return message
-    return message[: limit - 1].rstrip() + "…"

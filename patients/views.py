@@ -1,22 +1,22 @@
-"""Therapist pages: roster, patients, protocols, assignments, exercise library, alerts."""
+"""Therapist pages of the clinic: patients, protocols, assignments, the exercise library, and a
+patient's access history."""
 
 import datetime
-from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.forms import BaseForm
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from analysis.charts import progress_figures
 from analysis.form import describe, threshold_for
 from audit.models import AuditEvent
+from audit.selectors import events_of_patient
 from audit.services import audit_record
 from patients.decorators import TherapistRequest, therapist_required
 from patients.forms import (
@@ -27,38 +27,22 @@ from patients.forms import (
     formset_lines,
     prescription_formset,
 )
-from patients.models import Exercise, Patient
+from patients.models import Exercise
 from patients.selectors import (
-    alert_get_for_user,
     assignment_get_for_user,
-    assignment_lines_prefetch,
     exercise_get_for_user,
     patient_get_for_user,
-    patient_of,
     protocol_get_for_user,
     protocol_list_for_therapist,
-    roster_for_therapist,
 )
 from patients.services import (
-    alert_acknowledge,
     assignment_save,
     exercise_save,
     patient_create,
-    patient_invitation_path,
     patient_invite,
     patient_update,
     protocol_save,
 )
-from reports.figures import page_figures
-from reports.selectors import progress_of_patient, reports_of_patient
-from sessions.selectors import sessions_of_patient
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    if patient_of(request.user):
-        return redirect("today")
-    return redirect("roster")
 
 
 def _apply_errors(form: BaseForm, error: ValidationError) -> None:
@@ -71,12 +55,6 @@ def _apply_errors(form: BaseForm, error: ValidationError) -> None:
 
 
 # --- Roster and patients -------------------------------------------------------------------------
-
-
-@therapist_required
-def roster(request: TherapistRequest) -> HttpResponse:
-    rows = roster_for_therapist(therapist=request.therapist, today=timezone.localdate())
-    return render(request, "patients/roster.html", {"rows": rows})
 
 
 @therapist_required
@@ -119,49 +97,18 @@ def patient_edit(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
     return render(request, "patients/patient_form.html", {"form": form, "patient": patient})
 
 
+ACCESS_PAGE_SIZE = 50
+
+
 @therapist_required
-def patient_detail(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
+@never_cache
+def patient_access_history(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
     patient = patient_get_for_user(user=request.user, patient_id=patient_id)
-    audit_record(action=AuditEvent.Action.RECORD_VIEWED, request=request, obj=patient)
-    today = timezone.localdate()
-    assignments = patient.assignments.select_related("protocol").prefetch_related(
-        assignment_lines_prefetch()
+    audit_record(action=AuditEvent.Action.AUDIT_VIEWED, request=request, obj=patient)
+    page = Paginator(events_of_patient(patient_id=patient.pk), ACCESS_PAGE_SIZE).get_page(
+        request.GET.get("page")
     )
-    context: dict[str, Any] = {
-        "patient": patient,
-        "today": today,
-        "assignments": assignments,
-        "sessions": Paginator(sessions_of_patient(patient=patient), 25).get_page(
-            request.GET.get("page")
-        ),
-        "alerts": patient.alerts.open(),
-        **_progress_context(request, patient, today),
-        "reports": reports_of_patient(patient=patient),
-        "invitation_link": (
-            None
-            if patient.has_set_password
-            else request.build_absolute_uri(patient_invitation_path(patient=patient))
-        ),
-    }
-    return render(request, "patients/patient_detail.html", context)
-
-
-PERIOD_CHOICES = (30, 90, 180, 365)
-
-
-def _progress_context(request: HttpRequest, patient: Patient, today: datetime.date) -> dict:
-    """The progress charts over the last ?days= days (90 unless one of PERIOD_CHOICES)."""
-    asked = request.GET.get("days", "")
-    days = int(asked) if asked in {str(days) for days in PERIOD_CHOICES} else 90
-    progress = progress_of_patient(
-        patient=patient, first=today - datetime.timedelta(days=days - 1), last=today
-    )
-    return {
-        "progress": progress,
-        "figures": page_figures(progress_figures(progress)),
-        "period_days": days,
-        "period_choices": PERIOD_CHOICES,
-    }
+    return render(request, "audit/patient_access_history.html", {"patient": patient, "page": page})
 
 
 @therapist_required
@@ -351,18 +298,3 @@ def exercise_new(request: TherapistRequest) -> HttpResponse:
 def exercise_edit(request: TherapistRequest, exercise_id: UUID) -> HttpResponse:
     exercise = exercise_get_for_user(user=request.user, exercise_id=exercise_id, editable=True)
     return _exercise_form(request, exercise)
-
-
-# --- Alerts --------------------------------------------------------------------------------------
-
-
-@therapist_required
-@require_POST
-def alert_ack(request: TherapistRequest, alert_id: UUID) -> HttpResponse:
-    alert = alert_get_for_user(user=request.user, alert_id=alert_id)
-    was_open = alert.acknowledged_at is None
-    alert = alert_acknowledge(alert=alert, user=request.user)
-    # Acknowledging again changes nothing (the first time and person stay): no entry.
-    if was_open:
-        audit_record(action=AuditEvent.Action.ALERT_ACKNOWLEDGED, request=request, obj=alert)
-    return redirect("patient_detail", patient_id=alert.patient_id)

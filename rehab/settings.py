@@ -59,9 +59,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "web.apps.WebConfig",
     "patients",
     "sessions.apps.ExerciseSessionsConfig",
     "reports",
+    "dashboard",
+    "demo",
     "audit",
     "analysis",
     # The project package itself: its deployment checks (rehab/checks.py).
@@ -73,7 +76,7 @@ MIDDLEWARE = [
     # Near the top, so that responses made by the middleware below get the headers too.
     "csp.middleware.CSPMiddleware",
     # Inside CSPMiddleware: adds to the policy; no-store on every response but static files.
-    "rehab.security_headers.SecurityHeadersMiddleware",
+    "web.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -81,9 +84,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "audit.middleware.AccessDeniedAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "patients.session_lifetime.SessionLifetimeMiddleware",
+    "web.signin_lifetime.SignInLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last, as its docs ask: turns a locked-out sign-in into the lockout page (rehab/lockout.py).
+    # Last, as its docs ask: turns a locked-out sign-in into the lockout page (web/lockout.py).
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -102,7 +105,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "patients.context_processors.role",
-                "patients.session_lifetime.session_timeout",
+                "web.signin_lifetime.session_timeout",
             ],
         },
     },
@@ -164,7 +167,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE = {
     # Therapist alerts, before the clinic's day starts (they are also refreshed after each session).
     "alerts-refresh-all": {
-        "task": "patients.tasks.alerts_refresh_all",
+        "task": "sessions.tasks.alerts_refresh_all",
         "schedule": crontab(hour=6, minute=0),
     },
 }
@@ -207,7 +210,7 @@ PASSWORD_RESET_TIMEOUT = 7 * 24 * 3600
 # --- Session lifetime and live sockets ----------------------------------------------------------
 # Health data on shared computers: a sign-in ends after SESSION_IDLE_TIMEOUT_S without activity
 # (pages warn SESSION_IDLE_WARNING_S before) and SESSION_MAX_AGE_S after it began, whatever
-# happens (patients/session_lifetime.py). Live sockets follow their sign-in (sessions/live_users.py)
+# happens (web/signin_lifetime.py). Live sockets follow their sign-in (sessions/live_users.py)
 # and a user holds at most LIVE_MAX_SOCKETS_PER_USER of them (sessions/socket_cap.py).
 def _positive_int_from_env(name: str, default: int) -> int:
     raw = os.environ.get(name, str(default))
@@ -252,7 +255,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "rehab.storage.CompressedManifestModulesStorage"  # WhiteNoise's, hashing JS imports too
+            "web.storage.CompressedManifestModulesStorage"  # WhiteNoise's, hashing JS imports too
             if PRODUCTION
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
@@ -284,7 +287,7 @@ if PRODUCTION:
 
 # --- Client IP, cache, login lockout and rate limits ---------------------------------------------
 # Reverse proxies in front of the web process that append to X-Forwarded-For (production expects
-# the TLS proxy: 1). The client IP is the N-th address from the right; see rehab/client_ip.py.
+# the TLS proxy: 1). The client IP is the N-th address from the right; see web/client_ip.py.
 try:
     TRUSTED_PROXY_COUNT = int(os.environ.get("DJANGO_TRUSTED_PROXIES", "1" if PRODUCTION else "0"))
 except ValueError:
@@ -307,20 +310,20 @@ else:
 
 # django-axes: 5 failed sign-ins for one login from one IP lock that pair for 15 minutes after
 # the last failure (the right password included). Attempts are rows in the database, so every
-# process sees them. See rehab/lockout.py.
+# process sees them. See web/lockout.py.
 AXES_FAILURE_LIMIT = 5
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=15)
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"  # EmailLoginForm's field (the e-mail address)
-AXES_USERNAME_CALLABLE = "rehab.lockout.login_username"
-AXES_CLIENT_IP_CALLABLE = "rehab.client_ip.client_ip"
-AXES_LOCKOUT_CALLABLE = "rehab.lockout.lockout_response"
+AXES_USERNAME_CALLABLE = "web.lockout.login_username"
+AXES_CLIENT_IP_CALLABLE = "web.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "web.lockout.lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 # No start-up banner: every manage.py command would print it on stderr (analyze_video's contract).
 AXES_VERBOSE = False
 
-# Requests per window, per signed-in user or else per client IP (rehab/ratelimit.py).
+# Requests per window, per signed-in user or else per client IP (web/ratelimit.py).
 RATE_LIMITS = {
     "login": {"limit": 20, "per_s": 60},  # sign-in POSTs per IP, on top of axes' lockout
     "password_set": {"limit": 30, "per_s": 3600},  # invitation links opened or submitted per IP
@@ -330,7 +333,7 @@ RATE_LIMITS = {
 
 # --- Content-Security-Policy (django-csp) --------------------------------------------------------
 # No inline script anywhere (figures travel as json_script data, code in static/js). The live
-# page's WebSocket origin is added per request (rehab/security_headers.py).
+# page's WebSocket origin is added per request (web/security_headers.py).
 # No inline style either, but for the two <style> elements plotly.js adds itself, allowed by hash:
 # an empty one it fills through the CSSOM (allowed by CSP), and MapLibre's stylesheet it injects on
 # load. tests/rehab/test_security_headers.py recomputes them from the installed plotly.min.js.

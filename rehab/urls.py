@@ -2,10 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from dashboard import urls as dashboard_urls
+from dashboard.views import home
 from patients.forms import EmailLoginForm
-from patients.session_lifetime import session_keepalive
-from patients.views import home
-from rehab.ratelimit import rate_limited
+from web.ratelimit import rate_limited
+from web.signin_lifetime import session_keepalive
 
 urlpatterns = [
     path("", home, name="home"),
@@ -31,9 +32,11 @@ urlpatterns = [
         ),
         name="password_set",
     ),
+    path("clinic/", include("dashboard.urls")),
     path("clinic/", include("patients.urls")),
     path("sessions/", include("sessions.urls")),
+    path("sessions/", include(dashboard_urls.patient_urlpatterns)),
     path("reports/", include("reports.urls")),
-    path("", include("audit.urls")),  # /clinic/patients/<id>/access/ and /audit/
+    path("audit/", include("audit.urls")),
     path("admin/", admin.site.urls),
 ]

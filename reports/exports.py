@@ -17,8 +17,14 @@ from django.db.models import Avg, Count, Max, Min, Q
 from django.utils import timezone
 
 from analysis.exercises import RepThresholds
-from patients.models import PainReport, Patient
-from sessions.models import GRADED_POOR, ExerciseSession, ExerciseSessionQuerySet, Repetition
+from patients.models import Patient
+from sessions.models import (
+    GRADED_POOR,
+    ExerciseSession,
+    ExerciseSessionQuerySet,
+    PainReport,
+    Repetition,
+)
 
 # --- Period ------------------------------------------------------------------------------------
 
@@ -26,16 +32,8 @@ from sessions.models import GRADED_POOR, ExerciseSession, ExerciseSessionQuerySe
 def _sessions_in_period(
     *, patient: Patient, first: datetime.date, last: datetime.date
 ) -> ExerciseSessionQuerySet:
-    # Bounds as aware datetimes in the current time zone rather than a __date lookup: the period
-    # is in the clinic's local days, and a plain range keeps the (patient, status, started_at)
-    # index usable.
-    start = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
-    end = timezone.make_aware(
-        datetime.datetime.combine(last + datetime.timedelta(days=1), datetime.time.min)
-    )
-    return ExerciseSession.objects.completed().filter(
-        patient=patient, started_at__gte=start, started_at__lt=end
-    )
+    # The period is in the clinic's local days (see ExerciseSessionQuerySet.in_local_days).
+    return ExerciseSession.objects.completed().in_local_days(first, last).filter(patient=patient)
 
 
 def _utc_iso(moment: datetime.datetime) -> str:
@@ -92,7 +90,8 @@ def repetitions_csv(
 ) -> Iterator[str]:
     """CSV lines, header first: one row per stored repetition of the patient's completed sessions
     that started on a local date in [first, last], by session start, set and index. One query,
-    streamed with .iterator() so a long history is never held in memory."""
+    read with .iterator() so the rows are never all model instances at once (the download view
+    joins the lines into one body: its audit entry hashes the exact bytes)."""
     writer = csv.writer(_Line())
     yield writer.writerow([name for name, _ in CSV_COLUMNS])
     reps = (
@@ -212,7 +211,7 @@ class _SideMeasure:
     name: str
     joint: str
     motion: str
-    upward: bool
+    thresholds: RepThresholds
     best_rom_deg: float
     mean_rom_deg: float
     highest_deg: float
@@ -223,7 +222,7 @@ class _SideMeasure:
     @property
     def best_peak_deg(self) -> float:
         # As ExerciseSession.summarise: the angle reached furthest towards the target.
-        return self.highest_deg if self.upward else self.lowest_deg
+        return self.thresholds.peak_end(self.lowest_deg, self.highest_deg)
 
 
 def fhir_bundle(*, patient: Patient, first: datetime.date, last: datetime.date) -> dict[str, Any]:
@@ -312,7 +311,7 @@ def _side_measures(
             name=row["session__exercise__name"],
             joint=row["session__exercise__joint"],
             motion=row["session__exercise__motion"],
-            upward=thresholds.direction > 0,
+            thresholds=thresholds,
             best_rom_deg=row[f"{measured}best_rom"],
             mean_rom_deg=row[f"{measured}mean_rom"],
             highest_deg=row[f"{measured}highest"],

@@ -16,8 +16,8 @@ from django.utils import timezone
 from analysis.charts import progress_figures
 from analysis.progress import Measure, Progress, measure_of
 from patients.models import Patient
-from reports.figures import figure_svg
-from reports.selectors import progress_of_patient
+from sessions.selectors import progress_of_patient
+from web.figures import figure_svg
 
 CHART_WIDTH_PX = 720  # A4 text width at 96 dpi is about 680 px; WeasyPrint scales to fit
 FORM_WARNING_MIN_SHARE = 0.1  # a flag on at least 10% of an exercise's repetitions is notable

@@ -21,12 +21,12 @@ from audit.services import audit_record
 from patients.decorators import TherapistRequest, therapist_required
 from patients.models import Patient
 from patients.selectors import patient_get_for_user
-from rehab.ratelimit import rate_limited
 from reports.exports import fhir_bundle, repetitions_csv
 from reports.forms import PeriodForm, ReportForm
 from reports.models import ProgressReport
 from reports.selectors import report_get_for_user, reports_of_patient
 from reports.services import report_request
+from web.ratelimit import rate_limited
 
 R = TypeVar("R", HttpResponse, StreamingHttpResponse)
 

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.db.models import Model
 
 from audit.admin import AuditedModelAdmin
-from sessions.models import ExerciseSession, Repetition
+from sessions.models import Alert, ExerciseSession, PainReport, Repetition
 
 
 class RepetitionInline(admin.TabularInline):
@@ -52,3 +52,20 @@ class RepetitionAdmin(AuditedModelAdmin):
         # A repetition's patient is its session's.
         rows = Repetition.objects.filter(pk=obj.pk).values_list("session__patient_id", flat=True)
         return rows.first()
+
+
+@admin.register(PainReport)
+class PainReportAdmin(AuditedModelAdmin):
+    list_display = ["patient", "pain_nrs", "effort_borg", "reported_at"]
+    list_filter = ["pain_nrs", "reported_at"]
+    search_fields = ["patient__user__last_name", "comment"]
+    list_select_related = ["patient__user"]
+    raw_id_fields = ["session"]
+
+
+@admin.register(Alert)
+class AlertAdmin(AuditedModelAdmin):
+    list_display = ["patient", "kind", "message", "created_at", "acknowledged_at"]
+    list_filter = ["kind", ("acknowledged_at", admin.EmptyFieldListFilter), "created_at"]
+    search_fields = ["patient__user__last_name", "message"]
+    list_select_related = ["patient__user"]

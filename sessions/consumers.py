@@ -24,10 +24,9 @@ from django.utils import timezone
 
 from analysis.kinematics import SIDES, single_side
 from analysis.pose.frames import FrameError
-from analysis.pose.worker import frame_pose_from_dict
+from analysis.pose.types import Pose, PoseReply, TrackingWire
 from analysis.repetitions import RepetitionMetrics
 from analysis.tracker import ExerciseTracker, Feedback, Stage
-from rehab.outages import REDIS_AWAY
 from sessions import protocol
 from sessions.live_users import live_access_problem, user_group
 from sessions.models import ExerciseSession
@@ -42,6 +41,7 @@ from sessions.selectors import (
 from sessions.services import reps_record_missing, session_add_partial, session_complete
 from sessions.socket_cap import socket_claim, socket_release, too_many_sockets_error
 from sessions.tasks import record_rep
+from web.outages import REDIS_AWAY
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +93,12 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.tracker = ExerciseTracker(
             plan, set_number=set_number, reps_done_in_set=reps_done, countdown_done=resumed
         )
-        self.form_labels = {fault.code: fault.label for fault in plan.exercise.form_faults}
+        self.form_labels = plan.exercise.form_labels
         self.guard = StreamGuard(
             rate_per_s=settings.LIVE_MAX_FRAMES_PER_S, burst=settings.LIVE_FRAME_BURST
         )
         self.pose: PoseClient = pose_client(self.channel_layer, self.channel_name)
-        self.tracking: dict[str, Any] | None = None
+        self.tracking: TrackingWire | None = None
         self.slot: Frame | None = None
         self.dropped = 0
         self.serving: asyncio.Task[None] | None = None
@@ -184,9 +184,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 await self.send_error(answer["error"], answer["message"], frame.sequence)
                 continue
             self.tracking = answer["tracking"]
-            feedback = self.tracker.update(t_s, frame_pose_from_dict(answer["pose"]))
+            pose = answer["pose"]
+            feedback = self.tracker.update(t_s, Pose.from_wire(pose) if pose is not None else None)
             await self.send_message(
-                protocol.pose_message(frame.sequence, answer["pose"], feedback, self.dropped)
+                protocol.pose_message(frame.sequence, pose, feedback, self.dropped)
             )
             await self.act_on(feedback)
 
@@ -281,7 +282,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
     async def session_ended(self, event: dict[str, Any]) -> None:
         await self.close(code=protocol.CLOSE_ENDED)
 
-    async def pose_result(self, event: dict[str, Any]) -> None:
+    async def pose_result(self, event: PoseReply) -> None:
         if self.session is not None:
             self.pose.resolve(event)
 

@@ -1,6 +1,6 @@
 from django import forms
 
-from patients.models import BORG_CR10_CHOICES
+from sessions.models import BORG_CR10_CHOICES
 
 
 class PainReportForm(forms.Form):

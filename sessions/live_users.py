@@ -4,7 +4,7 @@ Every SessionConsumer joins its user's group (`user_group`). These send ``user.s
 through the channel layer (with Redis, the sockets of every web process hear it):
 
 - a sign-out (`user_logged_out`, also sent by the idle and lifetime sign-outs of
-  patients/session_lifetime.py) closes the sockets of that browser session. The user's other
+  web/signin_lifetime.py) closes the sockets of that browser session. The user's other
   browsers stay signed in, their pages and their sockets alike.
 - a deactivation (the user saved with is_active False, once committed) closes all of them.
 
@@ -28,7 +28,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
 
-from patients.session_lifetime import session_ending, session_touch
+from web.signin_lifetime import signin_ending, signin_touch
 
 
 def user_group(user_id: Any) -> str:
@@ -67,14 +67,14 @@ def live_access_problem(
     if str(store.get(SESSION_KEY)) != str(user_id):
         return "other_user"
     now = time.time()
-    if (ending := session_ending(data=store, now=now)) is not None:
+    if (ending := signin_ending(data=store, now=now)) is not None:
         return ending.value
     user = get_user_model()._default_manager.filter(pk=user_id).first()
     if user is None or not user.is_active:
         return "inactive"
     if not constant_time_compare(store.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
         return "password_changed"
-    if frames_flowed and session_touch(session=store, now=now, every_s=touch_every_s()):
+    if frames_flowed and signin_touch(session=store, now=now, every_s=touch_every_s()):
         try:
             # Writes the whole session: a page request changing it in the same instant could
             # lose its change. Once a minute at most, and live pages send hardly any requests.

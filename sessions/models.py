@@ -1,14 +1,18 @@
-"""Exercise sessions and their repetitions: numbers derived from landmarks, never images."""
+"""Exercise sessions, their repetitions, what the patient reports after them and the alerts they
+raise: numbers derived from landmarks, never images."""
 
+import datetime
 import math
 import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
-from django.core.validators import MinValueValidator
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Ceil
+from django.utils import timezone
 
 from analysis.repetitions import SidedRep
 from patients.models import Exercise, Patient, Prescription, Side
@@ -43,6 +47,20 @@ class ExerciseSessionQuerySet(models.QuerySet["ExerciseSession"]):
                 | Q(self_reported=True, reps_counted=0)
             )
         )
+
+    def in_local_days(self, first: datetime.date, last: datetime.date) -> "ExerciseSessionQuerySet":
+        """Sessions started on a local day (the current time zone's) in [first, last].
+
+        The bounds are aware datetimes, [first 00:00, the day after last 00:00), rather than a
+        `started_at__date` lookup: a plain range keeps the (patient, status, started_at) index
+        usable. Each bound is the local midnight of its own day, so a period across a change of
+        summer time is still whole local days.
+        """
+        start = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
+        end = timezone.make_aware(
+            datetime.datetime.combine(last + datetime.timedelta(days=1), datetime.time.min)
+        )
+        return self.filter(started_at__gte=start, started_at__lt=end)
 
 
 class ExerciseSession(models.Model):
@@ -142,9 +160,10 @@ class ExerciseSession(models.Model):
 
     def summarise(self, reps: Sequence[RepMetrics]) -> None:
         """Set the summary from the counted repetitions (their numbers from those not graded
-        poor, when there are any). The best peak is the highest angle for
-        exercises that move the angle up (squat), the lowest for those that move it down (knee
-        extension from sitting), so it compares directly with the target angle."""
+        poor, when there are any). The best peak is the angle reached furthest towards the
+        target (RepThresholds.furthest): the highest for exercises that move the angle up
+        (squat), the lowest for those that move it down (knee extension from sitting), so it
+        compares directly with the target angle."""
         self.reps_counted = len(reps)
         if not reps:
             self.best_rom_deg = self.mean_rom_deg = self.best_peak_deg = None
@@ -153,9 +172,9 @@ class ExerciseSession(models.Model):
         reps = [rep for rep in reps if rep.quality != Repetition.Quality.POOR] or reps
         self.best_rom_deg = max(rep.rom_deg for rep in reps)
         self.mean_rom_deg = round(sum(rep.rom_deg for rep in reps) / len(reps), 1)
-        upward = self.exercise.definition().thresholds.direction > 0
-        self.best_peak_deg = (
-            max(rep.max_deg for rep in reps) if upward else min(rep.min_deg for rep in reps)
+        thresholds = self.exercise.definition().thresholds
+        self.best_peak_deg = thresholds.furthest(
+            thresholds.peak_end(rep.min_deg, rep.max_deg) for rep in reps
         )
 
     @property
@@ -226,3 +245,94 @@ class Repetition(models.Model):
 # Repetitions whose angle could not be measured reliably (analysis.quality): every reader leaves
 # them out of a session's numbers, unless all of the session's repetitions are.
 GRADED_POOR = Q(quality=Repetition.Quality.POOR)
+
+
+BORG_CR10_CHOICES = [
+    (0.0, "0 - nothing at all"),
+    (0.5, "0.5 - very, very weak"),
+    (1.0, "1 - very weak"),
+    (2.0, "2 - weak"),
+    (3.0, "3 - moderate"),
+    (4.0, "4 - somewhat strong"),
+    (5.0, "5 - strong"),
+    (6.0, "6"),
+    (7.0, "7 - very strong"),
+    (8.0, "8"),
+    (9.0, "9"),
+    (10.0, "10 - very, very strong (maximal)"),
+]
+
+
+class PainReport(models.Model):
+    """What the patient reports after a session: pain (NRS 0-10) and exertion (Borg CR-10)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="pain_reports")
+    session = models.OneToOneField(
+        ExerciseSession,
+        on_delete=models.CASCADE,
+        related_name="pain_report",
+    )
+    pain_nrs = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(10)], help_text="0 = no pain, 10 = worst pain imaginable"
+    )
+    effort_borg = models.FloatField(choices=BORG_CR10_CHOICES)
+    comment = models.CharField(max_length=500, blank=True)
+    reported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # Moved here from the patients app by a state-only migration: the table kept its name.
+        db_table = "patients_painreport"
+        ordering = ["-reported_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(pain_nrs__lte=10), name="pain_nrs_0_to_10"),
+            models.CheckConstraint(
+                condition=Q(effort_borg__gte=0, effort_borg__lte=10), name="effort_borg_0_to_10"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"pain {self.pain_nrs}/10, effort {self.effort_borg}/10"
+
+
+class AlertQuerySet(models.QuerySet["Alert"]):
+    def open(self) -> "AlertQuerySet":
+        return self.filter(acknowledged_at__isnull=True)
+
+
+class Alert(models.Model):
+    class Kind(models.TextChoices):
+        MISSED_SESSIONS = "missed_sessions", "Missed sessions"
+        ROM_FALLING = "rom_falling", "ROM falling"
+        ROM_STALLED = "rom_stalled", "ROM stalled"
+        PAIN_RISING = "pain_rising", "Pain rising"
+        FORM_FLAGS = "form_flags", "Repeated form flags"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # What the alert is about (e.g. "rom_stalled:squat:right", see analysis.alerts): a patient has
+    # at most one open alert per key. Blank for alerts written by hand.
+    key = models.CharField(max_length=120, blank=True)
+    message = models.CharField(max_length=300, help_text="One sentence with the numbers behind it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        db_table = "patients_alert"  # moved from the patients app, like PainReport
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "key"],
+                condition=Q(acknowledged_at__isnull=True) & ~Q(key=""),
+                name="unique_open_alert_per_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.message

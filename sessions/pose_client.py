@@ -24,22 +24,32 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Protocol
+from typing import Protocol
 
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
+from analysis.pose.types import PoseAnswer, PoseReply, PoseRequest, TrackingWire
 from analysis.pose.worker import serve_frame_in_process, start_process_server
-from rehab.outages import REDIS_AWAY
+from web.outages import REDIS_AWAY
 
 logger = logging.getLogger(__name__)
 
 REQUEST_CHANNEL = "pose-requests"
-TIMEOUT_ANSWER = {"error": "pose_timeout", "message": "The pose service did not answer in time."}
-FAILED_ANSWER = {"error": "pose_failed", "message": "The pose service failed on this frame."}
-BUSY_ANSWER = {"error": "pose_busy", "message": "The pose service is busy; frame skipped."}
-UNREACHABLE_ANSWER = {
+TIMEOUT_ANSWER: PoseAnswer = {
+    "error": "pose_timeout",
+    "message": "The pose service did not answer in time.",
+}
+FAILED_ANSWER: PoseAnswer = {
+    "error": "pose_failed",
+    "message": "The pose service failed on this frame.",
+}
+BUSY_ANSWER: PoseAnswer = {
+    "error": "pose_busy",
+    "message": "The pose service is busy; frame skipped.",
+}
+UNREACHABLE_ANSWER: PoseAnswer = {
     "error": "pose_unreachable",
     "message": "The pose service cannot be reached; frame skipped.",
 }
@@ -47,10 +57,10 @@ UNREACHABLE_ANSWER = {
 
 class PoseClient(Protocol):
     async def estimate(
-        self, frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
-    ) -> dict[str, Any]: ...
+        self, frame: bytes, timestamp_s: float, tracking: TrackingWire | None
+    ) -> PoseAnswer: ...
 
-    def resolve(self, message: dict[str, Any]) -> None: ...
+    def resolve(self, message: PoseReply) -> None: ...
 
 
 class ChannelPoseClient:
@@ -61,15 +71,15 @@ class ChannelPoseClient:
         self.layer = layer
         self.reply_to = reply_to
         self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._waiting: dict[int, asyncio.Future[PoseAnswer]] = {}
 
     async def estimate(
-        self, frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
-    ) -> dict[str, Any]:
+        self, frame: bytes, timestamp_s: float, tracking: TrackingWire | None
+    ) -> PoseAnswer:
         request_id = next(self._ids)
         answer = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = answer
-        request = {
+        request: PoseRequest = {
             "type": "pose.request",
             "id": request_id,
             "reply_to": self.reply_to,
@@ -92,7 +102,7 @@ class ChannelPoseClient:
         finally:
             self._waiting.pop(request_id, None)
 
-    def resolve(self, message: dict[str, Any]) -> None:
+    def resolve(self, message: PoseReply) -> None:
         answer = self._waiting.get(message.get("id", -1))
         if answer is not None and not answer.done():
             answer.set_result(message.get("answer") or {})
@@ -102,8 +112,8 @@ class LocalPoseClient:
     """The embedded default: the shared local process pool."""
 
     async def estimate(
-        self, frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
-    ) -> dict[str, Any]:
+        self, frame: bytes, timestamp_s: float, tracking: TrackingWire | None
+    ) -> PoseAnswer:
         loop = asyncio.get_running_loop()
         pool = local_pool()
         # Until the pool has answered once, its processes may still be loading the models.
@@ -124,7 +134,7 @@ class LocalPoseClient:
         _pool_started.set()
         return answer
 
-    def resolve(self, message: dict[str, Any]) -> None:
+    def resolve(self, message: PoseReply) -> None:
         pass
 
 

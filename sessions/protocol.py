@@ -55,7 +55,7 @@ Close codes: 4401 not allowed (anonymous, not the owner, session not in progress
 bad messages in a row or a flood beyond the rate limit, 4409 the session was ended elsewhere, and:
 
 4403 signed out: the browser session behind the socket signed out, timed out (idle or absolute
-     lifetime: patients/session_lifetime.py) or was deleted, the user's password changed, or the
+     lifetime: web/signin_lifetime.py) or was deleted, the user's password changed, or the
      user was deactivated (sessions/live_users.py). It comes within LIVE_ACCESS_CHECK_S (2 s) of
      an ending that sends no event, at once otherwise; from the moment it is decided no frame is
      processed (frames in flight are dropped, their answers too). The page must not reconnect.
@@ -78,6 +78,7 @@ from typing import Any
 from django.urls import reverse
 
 from analysis.pose.frames import MAX_FRAME_BYTES, FrameError, check_frame
+from analysis.pose.types import PoseWire
 from analysis.repetitions import RepetitionMetrics, SideSummary, per_side, symmetry_pct
 from analysis.reps import PartialRepetition
 from analysis.tracker import Feedback
@@ -245,7 +246,7 @@ ERROR_TEXT = {
 
 
 def pose_message(
-    sequence: int, pose: dict[str, Any] | None, feedback: Feedback, dropped: int
+    sequence: int, pose: PoseWire | None, feedback: Feedback, dropped: int
 ) -> dict[str, Any]:
     landmarks = None
     if pose is not None:
@@ -323,7 +324,7 @@ def rep_message(rep: RepetitionMetrics, form_labels: dict[str, str]) -> dict[str
 def summary(session: ExerciseSession, reps: list[RepetitionMetrics]) -> dict[str, Any]:
     """The ``ended`` message's summary of a completed session."""
     per_set = Counter(rep.set_number for rep in reps)
-    labels = {fault.code: fault.label for fault in session.exercise.definition().form_faults}
+    labels = session.exercise.definition().form_labels
     flags = Counter(labels.get(code, code) for rep in reps for code in rep.form_flags)
     headline, text = outcome_text(session)
     sides = per_side(reps, session.exercise.definition().thresholds.direction)

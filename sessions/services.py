@@ -1,18 +1,23 @@
-"""Writes for exercise sessions, repetitions and what the patient reports afterwards."""
+"""Writes for exercise sessions, repetitions, what the patient reports afterwards, and alerts."""
 
 import datetime
+import hashlib
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from analysis import alerts
 from analysis.exercises import Laterality, sides_in_turn
 from analysis.repetitions import RepetitionMetrics
-from patients.models import Assignment, PainReport, Patient, Prescription
-from sessions.models import ExerciseSession, Repetition, RepMetrics
+from patients.models import Assignment, Patient, Prescription
+from sessions.models import Alert, ExerciseSession, PainReport, Repetition, RepMetrics
+from sessions.selectors import progress_of_patient
 
 
 def session_start(
@@ -30,11 +35,11 @@ def session_start(
     with transaction.atomic():
         open_today = (
             ExerciseSession.objects.select_for_update()
+            .in_local_days(today, today)
             .filter(
                 patient=patient,
                 prescription=prescription,
                 status=ExerciseSession.Status.IN_PROGRESS,
-                started_at__date=today,
             )
             .first()
         )
@@ -81,10 +86,15 @@ def session_complete(
         session.self_reported = self_reported
         session.ended_at = now or timezone.now()
         session.save()
-        from patients.tasks import alerts_refresh_patient  # here: patients.services reads sessions
-
-        alerts_refresh_patient.delay_on_commit(str(session.patient_id))
+        _alerts_refresh_later(session.patient_id)
     return session
+
+
+def _alerts_refresh_later(patient_id: uuid.UUID) -> None:
+    # Imported here: sessions.tasks imports this module for the work its tasks do.
+    from sessions.tasks import alerts_refresh_patient
+
+    alerts_refresh_patient.delay_on_commit(str(patient_id))
 
 
 def session_add_partial(*, session: ExerciseSession) -> None:
@@ -113,9 +123,7 @@ def session_report(
     report.pain_nrs, report.effort_borg, report.comment = pain_nrs, effort_borg, comment
     report.full_clean()
     report.save()
-    from patients.tasks import alerts_refresh_patient  # here: patients.services reads sessions
-
-    alerts_refresh_patient.delay_on_commit(str(session.patient_id))  # pain may have risen
+    _alerts_refresh_later(session.patient_id)  # pain may have risen
     return report
 
 
@@ -163,3 +171,81 @@ def _resummarise_if_closed(session: ExerciseSession) -> None:
             closed.save(
                 update_fields=["reps_counted", "best_rom_deg", "mean_rom_deg", "best_peak_deg"]
             )
+
+
+# --- Alerts --------------------------------------------------------------------------------------
+
+
+def alert_acknowledge(*, alert: Alert, user: Any) -> Alert:
+    """Acknowledge once; acknowledging again keeps the first time and person."""
+    Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=user
+    )
+    alert.refresh_from_db()
+    return alert
+
+
+# A therapist who acknowledged an alert is not asked again about the same subject for a week,
+# even if the condition still holds (the daily evaluation would otherwise raise it every morning);
+# after that, a condition that persists is worth raising again, with its new numbers.
+ALERT_QUIET_DAYS_AFTER_ACK = 7
+
+
+def alerts_refresh(*, patient: Patient, today: datetime.date) -> list[Alert]:
+    """Evaluate the patient's alert rules (analysis.alerts) on the windows ending `today` and
+    create an alert for each finding whose subject (key) has neither an open alert nor one
+    acknowledged within the last ALERT_QUIET_DAYS_AFTER_ACK days. Returns the new alerts.
+
+    Safe to run concurrently (daily run and after a session): the unique open (patient, key)
+    constraint decides, and the loser skips that alert."""
+    findings = alerts.evaluate(
+        progress_of_patient(patient=patient, first=alerts.history_window(today)[0], last=today),
+        last_7_days=progress_of_patient(
+            patient=patient, first=alerts.adherence_window(today)[0], last=today
+        ),
+        today=today,
+        tz=timezone.get_current_timezone(),
+    )
+    if not findings:
+        return []
+    quiet_since = today - datetime.timedelta(days=ALERT_QUIET_DAYS_AFTER_ACK - 1)
+    taken = set(
+        Alert.objects.filter(patient=patient, key__in=[_alert_key(f.key) for f in findings])
+        .filter(Q(acknowledged_at__isnull=True) | Q(acknowledged_at__date__gte=quiet_since))
+        .values_list("key", flat=True)
+    )
+    created = []
+    for finding in findings:
+        if _alert_key(finding.key) in taken:
+            continue
+        alert = Alert(
+            patient=patient,
+            kind=finding.kind,
+            key=_alert_key(finding.key),
+            message=_shortened(finding.message, Alert._meta.get_field("message").max_length),
+        )
+        alert.full_clean(validate_constraints=False)  # the insert below checks the constraint
+        try:
+            with transaction.atomic():
+                alert.save(force_insert=True)
+        except IntegrityError:
+            continue  # raised meanwhile by a concurrent refresh
+        taken.add(alert.key)
+        created.append(alert)
+    return created
+
+
+def _alert_key(key: str) -> str:
+    """The key as stored: a key too long for the column (a custom exercise's long slug or form
+    fault code) keeps its start and ends with a digest of the whole, so it stays one per subject."""
+    limit = Alert._meta.get_field("key").max_length or len(key)
+    if len(key) <= limit:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{key[: limit - len(digest) - 1]}~{digest}"
+
+
+def _shortened(message: str, limit: int | None) -> str:
+    if limit is None or len(message) <= limit:
+        return message
+    return message[: limit - 1].rstrip() + "…"

@@ -4,7 +4,6 @@ from sessions import views
 
 urlpatterns = [
     path("today/", views.today, name="today"),
-    path("history/", views.history, name="history"),
     path("start/<uuid:prescription_id>/", views.start, name="session_start"),
     path("<uuid:session_id>/", views.detail, name="session_detail"),
     path("<uuid:session_id>/live/", views.live, name="session_live"),

@@ -1,7 +1,6 @@
-"""Patient pages (today's plan, a session, the report afterwards, history) and the session detail
-that therapist and patient share."""
+"""Patient pages (today's plan, a session, the report afterwards) and the session detail that
+therapist and patient share."""
 
-import datetime
 from uuid import UUID
 
 from django.contrib import messages
@@ -13,14 +12,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from analysis.charts import progress_figures, session_figure
+from analysis.charts import session_figure
 from analysis.repetitions import per_side, symmetry_pct
 from audit.models import AuditEvent
 from audit.services import audit_record
 from patients.decorators import PatientRequest, patient_required
 from patients.models import Prescription
-from reports.figures import page_figures
-from reports.selectors import progress_of_patient, reports_of_patient
 from sessions import pose_client
 from sessions.consumers import notify_session_ended
 from sessions.forms import PainReportForm
@@ -29,10 +26,10 @@ from sessions.selectors import (
     live_plan,
     repetitions_of_session,
     session_get_for_user,
-    sessions_of_patient,
     today_plan,
 )
 from sessions.services import session_complete, session_report, session_start
+from web.figures import page_figures
 
 
 @patient_required
@@ -98,7 +95,7 @@ def detail(request: HttpRequest, session_id: UUID) -> HttpResponse:
 def _session_figures(session: ExerciseSession, repetitions: list[Repetition]) -> list:
     if not repetitions:
         return []
-    labels = {fault["code"]: fault["label"] for fault in session.exercise.form_faults}
+    labels = session.exercise.definition().form_labels
     figure = session_figure(repetitions, target_deg=session.target_rom_deg, flag_labels=labels)
     return page_figures([("session", figure)])
 
@@ -133,27 +130,3 @@ def report(request: PatientRequest, session_id: UUID) -> HttpResponse:
         messages.success(request, "Thank you. Your therapist will see how it went.")
         return redirect("today")
     return render(request, "sessions/report.html", {"session": session, "form": form})
-
-
-HISTORY_CHART_DAYS = 90
-
-
-@patient_required
-def history(request: PatientRequest) -> HttpResponse:
-    """The patient's own sessions, with simpler charts than the therapist's and their reports."""
-    patient, today = request.patient, timezone.localdate()
-    audit_record(
-        action=AuditEvent.Action.RECORD_VIEWED, request=request, obj=patient, detail="own history"
-    )
-    progress = progress_of_patient(
-        patient=patient,
-        first=today - datetime.timedelta(days=HISTORY_CHART_DAYS - 1),
-        last=today,
-    )
-    context = {
-        "sessions": sessions_of_patient(patient=patient),
-        "progress": progress,
-        "figures": page_figures(progress_figures(progress, simple=True)) if progress.rom else [],
-        "reports": [r for r in reports_of_patient(patient=patient) if r.is_ready],
-    }
-    return render(request, "sessions/history.html", context)

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from analysis.repetitions import RepetitionMetrics
-from patients.models import Alert, Exercise, Patient, Protocol, Therapist
+from patients.models import Exercise, Patient, Protocol, Therapist
 from patients.services import (
     PatientFields,
     assignment_save,
@@ -30,7 +30,7 @@ from patients.services import (
 )
 from rehab.celery import app as celery_app
 from reports.models import ProgressReport
-from sessions.models import ExerciseSession
+from sessions.models import Alert, ExerciseSession
 from sessions.services import (
     rep_record,
     session_complete,

@@ -10,7 +10,7 @@ also steadies the tracked box from frame to frame.
 Usage::
 
     with PoseEngine() as engine:
-        result = engine.process(frame_bgr, timestamp_s)   # PoseResult or None (nobody found)
+        result = engine.process(frame_bgr, timestamp_s)   # Pose or None (nobody found)
 """
 
 from dataclasses import dataclass
@@ -36,6 +36,7 @@ from analysis.pose.roi import (
     prominence,
     roi_from_keypoints,
 )
+from analysis.pose.types import Pose
 
 _DETECTOR_GRAPH = """
 input_stream: "image"
@@ -94,30 +95,6 @@ node {
   output_stream: "FILTERED_WORLD_LANDMARKS:world_landmarks"
 }
 """
-
-
-@dataclass(frozen=True)
-class PoseResult:
-    """One person's pose in one frame.
-
-    image_xyz: (33, 3) x and y normalised to the image width/height, z the model's relative depth
-        (same scale as x, smaller is nearer the camera, hips at 0).
-    world_xyz: (33, 3) metres, origin between the hips, y pointing down.
-    visibility: (33,) likelihood in [0, 1] that the landmark is visible in the image.
-    """
-
-    image_xyz: np.ndarray
-    world_xyz: np.ndarray
-    visibility: np.ndarray
-    image_size: tuple[int, int]  # (width, height) in pixels
-    box: RegionOfInterest
-    tracked: bool  # box from the previous frame's landmarks (False: from the detector)
-
-    @property
-    def pixels(self) -> np.ndarray:
-        """(33, 2) landmark positions in image pixels."""
-        width, height = self.image_size
-        return self.image_xyz[:, :2] * np.array([width, height], dtype=np.float64)
 
 
 class _Graph:
@@ -198,7 +175,7 @@ class PoseEngine:
         self._landmarker.close()
         self._landmarker = self._landmark_graph()
 
-    def process(self, image_bgr: np.ndarray, timestamp_s: float) -> PoseResult | None:
+    def process(self, image_bgr: np.ndarray, timestamp_s: float) -> Pose | None:
         """Landmarks of the followed person in a BGR uint8 (H, W, 3) frame, or None if nobody is
         found. Timestamps are the frames' capture times; they drive the landmark smoothing."""
         result, self._tracking = self.estimate(image_bgr, timestamp_s, self._tracking)
@@ -206,7 +183,7 @@ class PoseEngine:
 
     def estimate(
         self, image_bgr: np.ndarray, timestamp_s: float, tracking: Tracking
-    ) -> tuple[PoseResult | None, Tracking]:
+    ) -> tuple[Pose | None, Tracking]:
         """One frame of a stream whose tracking state is kept by the caller."""
         height, width = image_bgr.shape[:2]
         size = (width, height)
@@ -264,7 +241,7 @@ class PoseEngine:
         timestamp_us: int,
         *,
         tracked: bool,
-    ) -> tuple[PoseResult, Tracking] | None:
+    ) -> tuple[Pose, Tracking] | None:
         roi = rect_pb2.NormalizedRect(
             x_center=box.x_center,
             y_center=box.y_center,
@@ -283,15 +260,16 @@ class PoseEngine:
         next_box = roi_from_keypoints(
             (auxiliary[0].x, auxiliary[0].y), (auxiliary[1].x, auxiliary[1].y), *size
         )
-        result = PoseResult(
-            image_xyz=np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64),
-            world_xyz=np.array([(p.x, p.y, p.z) for p in world], dtype=np.float64),
+        image_xyz = np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64)
+        pose = Pose(
+            pixels=image_xyz[:, :2] * np.array(size, dtype=np.float64),
+            world=np.array([(p.x, p.y, p.z) for p in world], dtype=np.float64),
             visibility=np.array([p.visibility for p in landmarks], dtype=np.float64),
             image_size=size,
-            box=box,
+            depth=image_xyz[:, 2],
             tracked=tracked,
         )
-        return result, Tracking(next_box=next_box, last_seen=box)
+        return pose, Tracking(next_box=next_box, last_seen=box)
 
 
 def choose_person(

@@ -4,54 +4,53 @@ A worker is stateless between frames: the stream's Tracking (the box to look in 
 the person was last seen) arrives with each frame and goes back with the answer, so any worker
 can serve any frame of any stream and a stream survives a worker's death. Requests and replies
 are plain dicts of JSON-able values (plus the frame bytes), ready for a channel layer or a process
-pool.
+pool; their shapes are in analysis.pose.types.
 """
 
 import contextlib
 import logging
-from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-
-from analysis.pose.engine import PoseEngine, PoseResult, Tracking
+from analysis.pose.engine import PoseEngine, Tracking
 from analysis.pose.frames import FrameError, decode_frame
 from analysis.pose.roi import RegionOfInterest
-from analysis.tracker import FramePose
+from analysis.pose.types import BoxWire, PoseAnswer, TrackingWire
 
 logger = logging.getLogger(__name__)
 
 
 def serve_frame(
-    engine: PoseEngine, frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
-) -> dict[str, Any]:
+    engine: PoseEngine, frame: bytes, timestamp_s: float, tracking: TrackingWire | None
+) -> PoseAnswer:
     """{"pose": {...} or None, "tracking": {...}} or {"error": code, "message": text}."""
     image = decode_frame(frame)
     if isinstance(image, FrameError):
         return {"error": image.value, "message": image.message}
-    result, next_tracking = engine.estimate(image, timestamp_s, tracking_from_dict(tracking))
-    return {"pose": pose_to_dict(result), "tracking": tracking_to_dict(next_tracking)}
-
-
-def pose_to_dict(result: PoseResult | None) -> dict[str, Any] | None:
-    if result is None:
-        return None
+    pose, next_tracking = engine.estimate(image, timestamp_s, tracking_from_dict(tracking))
     return {
-        "image_xyz": result.image_xyz.round(5).tolist(),
-        "world_xyz": result.world_xyz.round(4).tolist(),
-        "visibility": result.visibility.round(3).tolist(),
-        "image_size": list(result.image_size),
+        "pose": pose.to_wire() if pose is not None else None,
+        "tracking": tracking_to_dict(next_tracking),
     }
 
 
-def tracking_to_dict(tracking: Tracking) -> dict[str, Any]:
+def tracking_to_dict(tracking: Tracking) -> TrackingWire:
     return {
-        "next_box": asdict(tracking.next_box) if tracking.next_box else None,
-        "last_seen": asdict(tracking.last_seen) if tracking.last_seen else None,
+        "next_box": _box_to_dict(tracking.next_box) if tracking.next_box else None,
+        "last_seen": _box_to_dict(tracking.last_seen) if tracking.last_seen else None,
     }
 
 
-def tracking_from_dict(data: dict[str, Any] | None) -> Tracking:
+def _box_to_dict(box: RegionOfInterest) -> BoxWire:
+    return {
+        "x_center": box.x_center,
+        "y_center": box.y_center,
+        "width": box.width,
+        "height": box.height,
+        "rotation": box.rotation,
+    }
+
+
+def tracking_from_dict(data: TrackingWire | None) -> Tracking:
     """Tolerant of anything: a malformed state only costs a fresh detection."""
     if not isinstance(data, dict):
         return Tracking()
@@ -79,9 +78,7 @@ class FrameServer:
     def __init__(self) -> None:
         self.engine = PoseEngine(smooth=False)
 
-    def serve(
-        self, frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
-    ) -> dict[str, Any]:
+    def serve(self, frame: bytes, timestamp_s: float, tracking: TrackingWire | None) -> PoseAnswer:
         try:
             return serve_frame(self.engine, frame, timestamp_s, tracking)
         except Exception:
@@ -102,23 +99,9 @@ def start_process_server() -> None:
 
 
 def serve_frame_in_process(
-    frame: bytes, timestamp_s: float, tracking: dict[str, Any] | None
-) -> dict[str, Any]:
+    frame: bytes, timestamp_s: float, tracking: TrackingWire | None
+) -> PoseAnswer:
     if _process_server is None:
         start_process_server()
     assert _process_server is not None  # nosec B101 # narrows the type: the line above set it
     return _process_server.serve(frame, timestamp_s, tracking)
-
-
-def frame_pose_from_dict(pose: dict[str, Any] | None) -> FramePose | None:
-    """The tracker's view of a worker's answer (the inverse of pose_to_dict)."""
-    if pose is None:
-        return None
-    width, height = pose["image_size"]
-    image_xyz = np.asarray(pose["image_xyz"], dtype=float)
-    return FramePose(
-        pixels=image_xyz[:, :2] * np.array([width, height]),
-        world=np.asarray(pose["world_xyz"], dtype=float),
-        visibility=np.asarray(pose["visibility"], dtype=float),
-        image_size=(int(width), int(height)),
-    )

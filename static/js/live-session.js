@@ -13,7 +13,7 @@
 // had come, one request each, and a press in that time would be lost (the browser tests press it
 // at once). A press before the modules are here starts the camera when they are.
 // The modules name each other relatively, one statement each ending in a semicolon, without
-// cycles: collectstatic then rewrites the names to the hashed ones (rehab/storage.py), which a
+// cycles: collectstatic then rewrites the names to the hashed ones (web/storage.py), which a
 // cycle would keep from settling.
 
 const modules = import("./live/main.js");

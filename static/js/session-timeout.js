@@ -1,6 +1,6 @@
 // Warns a signed-in user before the idle timeout signs them out, and lets them stay signed in.
 //
-// The server decides (patients/session_lifetime.py). A GET on the keep-alive URL says how long the
+// The server decides (web/signin_lifetime.py). A GET on the keep-alive URL says how long the
 // sign-in has left without counting as activity; a POST (with the CSRF token) counts as activity.
 // Another tab, or the live page's camera stream, may have kept the sign-in alive meanwhile, so the
 // page asks the server before warning and before leaving instead of trusting its own clock.

@@ -1,8 +1,17 @@
 """The exercise library as data: complete, consistent, mirrored and stored as defined."""
 
+import numpy as np
 import pytest
 
-from analysis.exercises import BY_SLUG, LIBRARY, ExerciseDefinition, JointAngle, RepThresholds
+from analysis.exercises import (
+    BY_SLUG,
+    LIBRARY,
+    ExerciseDefinition,
+    JointAngle,
+    RepThresholds,
+    furthest,
+    peak_end,
+)
 from analysis.landmarks import Landmark
 from patients.models import Exercise
 
@@ -65,6 +74,54 @@ def test_clinical_angles_start_at_the_anatomical_position(
     slug: str, raw: float, clinical: float
 ) -> None:
     assert BY_SLUG[slug].angle.clinical_deg(raw) == clinical
+
+
+def test_clinical_angles_of_an_array_are_those_of_each_angle() -> None:
+    elbow = BY_SLUG["elbow_flexion"].angle  # the three-point angle shrinks as the elbow bends
+    shoulder = BY_SLUG["shoulder_flexion"].angle  # it grows as the arm rises
+    raw = np.array([180.0, 90.0, 30.0, np.nan])
+    for angle in (elbow, shoulder):
+        clinical = angle.clinical_deg(raw)
+        assert isinstance(clinical, np.ndarray)
+        np.testing.assert_array_equal(clinical[:3], [angle.clinical_deg(x) for x in raw[:3]])
+        assert np.isnan(clinical[3])
+    np.testing.assert_array_equal(elbow.clinical_deg(raw[:3]), [0.0, 90.0, 150.0])
+    np.testing.assert_array_equal(shoulder.clinical_deg(raw[:3]), [180.0, 90.0, 30.0])
+
+
+def test_the_peak_and_the_best_angle_lie_towards_the_target() -> None:
+    up = BY_SLUG["squat"]  # the knee angle grows towards the target
+    down = BY_SLUG["seated_knee_extension"]  # it falls towards full extension
+    assert up.thresholds.peak_end(12.0, 95.0) == 95.0
+    assert down.thresholds.peak_end(12.0, 95.0) == 12.0
+    assert up.thresholds.peak_end("min", "max") == "max"  # or what stands for the two ends
+    assert up.thresholds.furthest([60.0, 95.0, 80.0]) == 95.0
+    assert down.thresholds.furthest(iter([20.0, 12.0, 15.0])) == 12.0
+    # The helpers for a bare direction (a series' copy of it) are the same rule.
+    assert peak_end(1, 12.0, 95.0) == 95.0 and peak_end(-1, 12.0, 95.0) == 12.0
+    assert furthest(1, [3.0, 7.0]) == 7.0 and furthest(-1, [3.0, 7.0]) == 3.0
+
+
+def test_the_normal_limit_is_the_one_on_the_targets_side() -> None:
+    assert BY_SLUG["squat"].normal_end_deg == 135  # knee flexion 0-135
+    assert BY_SLUG["seated_knee_extension"].normal_end_deg == 0
+    assert BY_SLUG["shoulder_flexion"].normal_end_deg == 180
+
+
+def test_form_labels_map_each_fault_code_to_its_label() -> None:
+    assert BY_SLUG["heel_slide"].form_labels == {
+        "heel_lift": "Heel lifts off the surface",
+        "hip_rotation": "Hip rolls outwards",
+    }
+    for exercise in LIBRARY:
+        assert list(exercise.form_labels) == [fault.code for fault in exercise.form_faults]
+
+
+@pytest.mark.django_db
+def test_a_stored_exercise_gives_the_labels_it_holds() -> None:
+    for stored in Exercise.objects.filter(owner=None):
+        expected = {fault["code"]: fault["label"] for fault in stored.form_faults}
+        assert stored.definition().form_labels == expected
 
 
 def test_both_directions_of_motion_are_expressed() -> None:

@@ -86,8 +86,9 @@ def _serve_stream(server: FrameServer, jpegs: list[bytes], fps: float) -> list[n
     tracking, poses = None, []
     for index, jpeg in enumerate(jpegs):
         reply = server.serve(jpeg, index / fps, tracking)
-        tracking = reply["tracking"]
-        poses.append(np.array(reply["pose"]["image_xyz"])[:, :2])
+        tracking, pose = reply["tracking"], reply["pose"]
+        assert pose is not None  # narrows the type (indexing None failed the test before)
+        poses.append(np.array(pose["image_xyz"])[:, :2])
     return poses
 
 

@@ -7,13 +7,13 @@ import pytest
 
 from analysis.exercises import BY_SLUG
 from analysis.landmarks import Landmark
+from analysis.pose.types import Pose
 from analysis.tracker import (
     COUNTDOWN_S,
     CUE_COOLDOWN_S,
     PLACED_S,
     VIEW_ADVICE,
     ExerciseTracker,
-    FramePose,
     Plan,
     Stage,
     ViewWatch,
@@ -24,7 +24,7 @@ FPS = 30.0
 SQUAT_PLAN = Plan(BY_SLUG["squat"], side="right", sets=1, reps=5, target_deg=80, rest_s=2.0)
 
 
-def side_view_squatter(knee_deg: float, *, width: int = 640, height: int = 480) -> FramePose:
+def side_view_squatter(knee_deg: float, *, width: int = 640, height: int = 480) -> Pose:
     """A person side-on to the camera (facing right), both legs bent by knee_deg of flexion."""
     bend = math.radians(knee_deg)
     pixels = np.zeros((33, 2))
@@ -45,7 +45,7 @@ def side_view_squatter(knee_deg: float, *, width: int = 640, height: int = 480) 
     for index in Landmark:
         if index.name.startswith("LEFT_"):
             world[index] = [*(pixels[Landmark[index.name.replace("LEFT", "RIGHT")]] / 300), 0.25]
-    return FramePose(pixels, world, np.full(33, 0.95), (width, height))
+    return Pose(pixels, world, np.full(33, 0.95), (width, height))
 
 
 def _run(tracker, times, angles):
@@ -177,7 +177,7 @@ def test_a_session_ended_on_the_way_back_up_counts_its_last_squat():
     assert last is not None and last.index == 2  # type: ignore[union-attr]
 
 
-def turned_pose(obliquity_deg: float) -> FramePose:
+def turned_pose(obliquity_deg: float) -> Pose:
     """A body whose left-right axis is turned `obliquity_deg` out of the image plane (so its
     frontal plane is that far from face-on, its sagittal plane 90 minus that)."""
     turn = math.radians(obliquity_deg)
@@ -186,7 +186,7 @@ def turned_pose(obliquity_deg: float) -> FramePose:
     for name, height in (("SHOULDER", -0.5), ("HIP", 0.0)):
         world[Landmark[f"LEFT_{name}"]] = [0.0, height, 0.0] + across / 2
         world[Landmark[f"RIGHT_{name}"]] = [0.0, height, 0.0] - across / 2
-    return FramePose(np.full((33, 2), 300.0), world, np.full(33, 0.95), (640, 480))
+    return Pose(np.full((33, 2), 300.0), world, np.full(33, 0.95), (640, 480))
 
 
 @pytest.mark.parametrize(
@@ -230,7 +230,7 @@ def test_the_view_advice_is_given_before_the_set_while_placing():
     assert feedback.stage is Stage.PLACING and feedback.advice == VIEW_ADVICE["turn_front"]
 
 
-def two_legs(left_deg: float, right_deg: float) -> FramePose:
+def two_legs(left_deg: float, right_deg: float) -> Pose:
     """A side-on person whose left and right knees bend independently (a heel slide's geometry
     is the same whether lying or standing: the 2D knee angle is what counts)."""
     left, right = side_view_squatter(left_deg), side_view_squatter(right_deg)
@@ -238,7 +238,7 @@ def two_legs(left_deg: float, right_deg: float) -> FramePose:
     for point in ("HIP", "KNEE", "ANKLE"):
         index = Landmark[f"LEFT_{point}"]
         pixels[index], world[index] = left.pixels[index], left.world[index]
-    return FramePose(pixels, world, right.visibility, right.image_size)
+    return Pose(pixels, world, right.visibility, right.image_size)
 
 
 def test_both_sides_of_a_one_side_exercise_are_done_in_turn_every_set():
@@ -277,7 +277,7 @@ def test_a_resumed_set_of_both_sides_continues_on_the_side_it_had_reached():
     assert together.turns == ("both",) and together.reps_per_set == 3
 
 
-def leaning_squatter(knee_deg: float) -> FramePose:
+def leaning_squatter(knee_deg: float) -> Pose:
     """side_view_squatter whose trunk tips forward with the knees, 70 deg at 90 deg of flexion."""
     pose = side_view_squatter(knee_deg)
     lean = math.radians(70 * min(knee_deg, 90) / 90)
@@ -288,7 +288,7 @@ def leaning_squatter(knee_deg: float) -> FramePose:
         shift = shoulder - pixels[Landmark[f"{side}_SHOULDER"]]
         for point in ("SHOULDER", "EAR", "ELBOW", "WRIST"):
             pixels[Landmark[f"{side}_{point}"]] += shift
-    return FramePose(pixels, pose.world, pose.visibility, pose.image_size)
+    return Pose(pixels, pose.world, pose.visibility, pose.image_size)
 
 
 def test_a_form_fault_is_flagged_on_every_repetition_and_cued_once_per_cooldown():

@@ -14,8 +14,8 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from patients.models import Alert, Exercise, Prescription, Protocol
-from sessions.models import Repetition
+from patients.models import Exercise, Prescription, Protocol
+from sessions.models import Alert, Repetition
 from tests.conftest import PASSWORD, World, client_for
 
 Action = AuditEvent.Action

@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
-from patients.models import PainReport, Protocol
-from sessions.models import ExerciseSession
+from patients.models import Protocol
+from sessions.models import ExerciseSession, PainReport
 from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import Browser, Playwright, expect
 
+from dashboard.selectors import roster_for_therapist
 from patients.models import Patient
-from patients.selectors import roster_for_therapist
 from sessions.models import ExerciseSession
 from tests.e2e.conftest import SQUAT_VIDEO, launch_with_webcam, screenshot, start_the_squat
 from tests.e2e.test_live_session import sign_in_as_carla

@@ -49,7 +49,7 @@ pytestmark = [
     ),
 ]
 
-FPS = 15  # the page sends at most 15 frames/s (static/js/live-session.js MAX_FPS)
+FPS = 15  # the page sends at most 15 frames/s (static/js/live/camera.js MAX_FPS)
 # The first frame, still: placement (1 s) and countdown (3 s) from the first answer, which comes
 # about 0.5 s after the camera starts (warm pose workers): counting starts about 4.5 s after the
 # camera, 1.5 s or more before the first repetition's descent (the squat's first bottom is 1.0 s

@@ -10,9 +10,9 @@ from django.conf import settings as django_settings
 from django.urls import reverse
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from patients.session_lifetime import LAST_ACTIVITY
 from tests.conftest import PASSWORD, World
 from tests.e2e.conftest import screenshot
+from web.signin_lifetime import LAST_ACTIVITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -18,17 +18,12 @@ from django.utils import timezone
 
 from analysis import alerts
 from analysis.alerts import Finding
-from patients.models import Alert, Assignment, Patient
-from patients.services import (
-    PatientFields,
-    alert_acknowledge,
-    alerts_refresh,
-    assignment_save,
-    patient_create,
-)
-from patients.tasks import alerts_refresh_all, alerts_refresh_patient
+from patients.models import Assignment, Patient
+from patients.services import PatientFields, assignment_save, patient_create
 from rehab.celery import app as celery_app
-from sessions.services import rep_record, session_complete
+from sessions.models import Alert
+from sessions.services import alert_acknowledge, alerts_refresh, rep_record, session_complete
+from sessions.tasks import alerts_refresh_all, alerts_refresh_patient
 from tests.conftest import World, rep_data
 
 pytestmark = pytest.mark.django_db
@@ -207,7 +202,7 @@ def test_beat_runs_the_daily_task_at_6_in_the_morning_clinic_time() -> None:
         for entry in settings.CELERY_BEAT_SCHEDULE.values()
         if entry["task"] == alerts_refresh_all.name
     ]
-    assert entry["task"] == "patients.tasks.alerts_refresh_all"
+    assert entry["task"] == "sessions.tasks.alerts_refresh_all"
     assert entry["task"] in celery_app.tasks
     assert entry["schedule"] == crontab(hour=6, minute=0)
     assert str(celery_app.timezone) == settings.TIME_ZONE

@@ -10,7 +10,7 @@ from pytest_django import DjangoAssertNumQueries
 from analysis.repetitions import RepetitionMetrics
 from patients.models import Exercise, Prescription
 from patients.services import assignment_save, protocol_save
-from reports.selectors import progress_of_patient
+from sessions.selectors import progress_of_patient
 from sessions.services import rep_record, session_complete, session_report, session_start
 from tests.conftest import World
 

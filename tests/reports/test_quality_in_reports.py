@@ -21,8 +21,8 @@ from analysis.repetitions import RepetitionMetrics
 from patients.models import Exercise, Prescription
 from patients.services import assignment_save, protocol_save
 from reports.exports import fhir_bundle, repetitions_csv
-from reports.selectors import progress_of_patient
 from sessions.models import ExerciseSession
+from sessions.selectors import progress_of_patient
 from sessions.services import rep_record, session_complete, session_start
 from tests.conftest import World, client_for
 

@@ -12,9 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from reports import figures
 from reports.models import ProgressReport
 from tests.conftest import World, client_for
+from web import figures
 
 SECTIONS = [
     "Progress report",

@@ -16,7 +16,6 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
-from patients.session_lifetime import LAST_ACTIVITY
 from sessions import protocol
 from sessions.live_users import notify_user_signed_out
 from tests.conftest import World
@@ -28,6 +27,7 @@ from tests.sessions.test_live_consumer import (
     receive_until,
     run,
 )
+from web.signin_lifetime import LAST_ACTIVITY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

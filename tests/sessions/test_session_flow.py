@@ -9,8 +9,8 @@ from django.db import IntegrityError
 from django.urls import reverse
 from django.utils import timezone
 
-from patients.models import Exercise, PainReport
-from sessions.models import ExerciseSession, Repetition
+from patients.models import Exercise
+from sessions.models import ExerciseSession, PainReport, Repetition
 from sessions.selectors import live_plan, today_plan
 from sessions.services import rep_record, session_start
 from tests.conftest import World, client_for, rep_data

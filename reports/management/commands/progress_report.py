@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from patients.models import Patient
-from reports.figures import ChartExportError
 from reports.pdf import render_report
+from web.figures import ChartExportError
 
 
 class Command(BaseCommand):

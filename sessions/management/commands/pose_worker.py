@@ -17,9 +17,10 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.core.management.base import BaseCommand, CommandError
 
+from analysis.pose.types import PoseReply, PoseRequest
 from analysis.pose.worker import FrameServer
-from rehab.outages import REDIS_AWAY
 from sessions.pose_client import REQUEST_CHANNEL
+from web.outages import REDIS_AWAY
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +69,9 @@ async def serve_one(layer: Any, server: FrameServer, stopping: asyncio.Event) ->
         receiving.cancel()
         return
     stopped.cancel()
-    request = receiving.result()
+    request: PoseRequest = receiving.result()
     if time.time() > request.get("expires", 0):
         return
     answer = server.serve(request["frame"], request["t"], request.get("tracking"))
-    await layer.send(
-        request["reply_to"], {"type": "pose.result", "id": request["id"], "answer": answer}
-    )
+    reply: PoseReply = {"type": "pose.result", "id": request["id"], "answer": answer}
+    await layer.send(request["reply_to"], reply)

@@ -1,4 +1,4 @@
-"""Rate limits on sign-in, invitation links, report requests and exports (rehab/ratelimit.py)."""
+"""Rate limits on sign-in, invitation links, report requests and exports (web/ratelimit.py)."""
 
 import socket
 import time
@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from rehab.ratelimit import Rate, rate_hit, rate_limited, rate_of
 from tests.conftest import PASSWORD, World, client_for
+from web.ratelimit import Rate, rate_hit, rate_limited, rate_of
 
 
 def limit(settings: Any, key: str, *, to: int, per_s: int = 3600) -> None:

@@ -1,4 +1,4 @@
-"""The client IP behind N trusted reverse proxies (rehab/client_ip.py), as axes and the rate
+"""The client IP behind N trusted reverse proxies (web/client_ip.py), as axes and the rate
 limits see it."""
 
 import os
@@ -10,8 +10,8 @@ import pytest
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from rehab.client_ip import client_ip
 from tests.conftest import World
+from web.client_ip import client_ip
 
 
 def ip(settings: Any, *, proxies: int, remote: str, forwarded: str | None = None) -> str:

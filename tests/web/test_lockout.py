@@ -1,4 +1,4 @@
-"""Login lockout (django-axes, rehab/lockout.py): 5 failures for one login from one IP lock that
+"""Login lockout (django-axes, web/lockout.py): 5 failures for one login from one IP lock that
 pair for 15 minutes, the right password included; the page says until when."""
 
 import datetime

@@ -25,8 +25,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from rehab.client_ip import client_ip
-from rehab.outages import REDIS_AWAY
+from web.client_ip import client_ip
+from web.outages import REDIS_AWAY
 
 logger = logging.getLogger(__name__)
 

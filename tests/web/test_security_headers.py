@@ -1,5 +1,5 @@
 """Security headers on every URL of the app: the CSP (no inline script), X-Frame-Options DENY,
-nosniff, Referrer-Policy and `Cache-Control: no-store` (rehab/security_headers.py).
+nosniff, Referrer-Policy and `Cache-Control: no-store` (web/security_headers.py).
 
 Every route is walked as the actor who owns its object (the access matrix's routes and role
 pages), plus every route without arguments, so a new page is covered the day it is added.

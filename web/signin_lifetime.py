@@ -3,15 +3,15 @@
 Settings: SESSION_IDLE_TIMEOUT_S (env, 15 minutes), SESSION_MAX_AGE_S (env, 12 hours),
 SESSION_IDLE_WARNING_S (the page's warning comes this long before, at most half the timeout).
 
-It lives in patients/ because this app holds the accounts' access rules (role gates, the login
-form, invitations) and, being an app, connects the login signal in its ready(); the live sockets
-(sessions/live_users.py) ask the same `session_ending` of the stored session every few seconds.
+A shared web helper (web/): the sign-in's clock knows nothing of the apps. web.apps connects the
+login signal; the live sockets (sessions/live_users.py) ask the same `signin_ending` of the stored
+session every few seconds.
 
 - At sign-in (`user_logged_in`) the session records when it began and when it was last used.
   Django's own expiry (the stored row and the cookie) is set to the absolute end plus a short
   notice time, during which every request and socket is refused here but the login page can still
   say why the user was signed out.
-- `SessionLifetimeMiddleware` signs out a session that is idle or past its end, with a message on
+- `SignInLifetimeMiddleware` signs out a session that is idle or past its end, with a message on
   the login page, and otherwise counts the request as activity.
 - `session_keepalive`: GET tells the page how long the sign-in has left (without counting as
   activity); POST (with the CSRF token) counts as activity and answers 204. The page's warning
@@ -52,7 +52,7 @@ class SessionData(Protocol):
 
 
 # --- The rules -----------------------------------------------------------------------------------
-def session_ending(*, data: SessionData, now: float) -> Ending | None:
+def signin_ending(*, data: SessionData, now: float) -> Ending | None:
     """Why a signed-in session has ended by `now`, or None while it holds."""
     signed_in_at = data.get(SIGNED_IN_AT)
     if signed_in_at is None:
@@ -64,7 +64,7 @@ def session_ending(*, data: SessionData, now: float) -> Ending | None:
     return None
 
 
-def session_remaining(*, data: SessionData, now: float) -> tuple[float, Ending]:
+def signin_remaining(*, data: SessionData, now: float) -> tuple[float, Ending]:
     """Seconds until the session ends, and which limit ends it."""
     signed_in_at = data.get(SIGNED_IN_AT, now)
     idle_left = data.get(LAST_ACTIVITY, signed_in_at) + settings.SESSION_IDLE_TIMEOUT_S - now
@@ -81,7 +81,7 @@ def session_clock_start(*, session: SessionBase, now: float) -> None:
     session.set_expiry(datetime.datetime.fromtimestamp(end, tz=datetime.UTC))
 
 
-def session_touch(*, session: SessionBase, now: float, every_s: float) -> bool:
+def signin_touch(*, session: SessionBase, now: float, every_s: float) -> bool:
     """Record activity unless it was recorded less than `every_s` ago (each write is a database
     write; the deadline may come that much early). True when written."""
     if now - session.get(LAST_ACTIVITY, 0.0) < every_s:
@@ -122,7 +122,7 @@ def on_user_logged_in(sender: Any, request: HttpRequest, user: Any, **kwargs: An
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
-class SessionLifetimeMiddleware:
+class SignInLifetimeMiddleware:
     """After AuthenticationMiddleware and MessageMiddleware (it signs out and leaves a message)."""
 
     def __init__(self, get_response: Any) -> None:
@@ -141,11 +141,11 @@ class SessionLifetimeMiddleware:
         session = request.session
         if session.get(SIGNED_IN_AT) is None:
             session_clock_start(session=session, now=now)
-        ending = session_ending(data=session, now=now)
+        ending = signin_ending(data=session, now=now)
         if ending is None:
             # Asking how long is left is not activity: an open page would never time out.
             if not (_is_keepalive(request) and request.method == "GET"):
-                session_touch(session=session, now=now, every_s=request_touch_every_s())
+                signin_touch(session=session, now=now, every_s=request_touch_every_s())
             return None
         logout(request)  # user_logged_out: the session's live sockets close too
         messages.info(request, ending_message(ending))
@@ -168,9 +168,9 @@ def session_keepalive(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=401)
     now = time.time()
     if request.method == "POST":
-        session_touch(session=request.session, now=now, every_s=0.0)
+        signin_touch(session=request.session, now=now, every_s=0.0)
         return HttpResponse(status=204)
-    remaining_s, ends = session_remaining(data=request.session, now=now)
+    remaining_s, ends = signin_remaining(data=request.session, now=now)
     return JsonResponse({"remaining_s": round(remaining_s, 1), "ends": ends.value})
 
 

@@ -8,8 +8,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from dashboard.selectors import roster_for_therapist
 from patients.models import Assignment, Prescription
-from patients.selectors import adherence_ratio, expected_sessions, roster_for_therapist
+from patients.selectors import adherence_ratio, expected_sessions
 from sessions.models import ExerciseSession
 from tests.conftest import World, client_for, make_practice
 

@@ -1,4 +1,4 @@
-"""How long a sign-in lasts (patients/session_lifetime.py): a new session key at sign-in, the idle
+"""How long a sign-in lasts (web/signin_lifetime.py): a new session key at sign-in, the idle
 timeout with its warning, the absolute lifetime, and the keep-alive endpoint."""
 
 import os
@@ -13,8 +13,8 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import reverse
 
-from patients.session_lifetime import END_NOTICE_S, LAST_ACTIVITY, SIGNED_IN_AT
 from tests.conftest import PASSWORD, World, client_for
+from web.signin_lifetime import END_NOTICE_S, LAST_ACTIVITY, SIGNED_IN_AT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

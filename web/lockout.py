@@ -3,7 +3,7 @@
 Axes counts failed sign-ins per (login, client IP) and, after AXES_FAILURE_LIMIT of them, refuses
 that pair, even with the right password, until AXES_COOLOFF_TIME has passed since the last
 failure. Keying on the pair means a stranger cannot lock a patient out from elsewhere; the
-per-IP rate limit on the sign-in form (rehab.ratelimit) covers one address trying many logins.
+per-IP rate limit on the sign-in form (web.ratelimit) covers one address trying many logins.
 """
 
 import datetime

@@ -3,7 +3,7 @@
     manage.py demo_clinic            # load it (does nothing but print the logins when loaded)
     manage.py demo_clinic --reset    # delete the demo users and all that is theirs, then reload
 
-The numbers come from `patients.demo` (pure, seeded); this command turns them into rows.
+The numbers come from `demo.stories` (pure, seeded); this command turns them into rows.
 """
 
 import datetime
@@ -19,25 +19,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 from analysis.repetitions import RepetitionMetrics
-from patients import demo
-from patients.models import (
-    BORG_CR10_CHOICES,
-    Exercise,
-    PainReport,
-    Patient,
-    Prescription,
-    Protocol,
-    Therapist,
-)
+from demo import stories
+from patients.models import Exercise, Patient, Prescription, Protocol, Therapist
 from patients.services import (
     PatientFields,
-    alerts_refresh,
     assignment_save,
     patient_create,
     protocol_save,
     therapist_create,
 )
-from sessions.models import ExerciseSession, Repetition
+from sessions.models import BORG_CR10_CHOICES, ExerciseSession, PainReport, Repetition
+from sessions.services import alerts_refresh
 
 BORG_SCALE = tuple(value for value, _label in BORG_CR10_CHOICES)
 BATCH_SIZE = 500
@@ -56,22 +48,22 @@ class Command(BaseCommand):
         with transaction.atomic():
             if reset:
                 _delete_demo()
-            elif Therapist.objects.filter(user__username=demo.THERAPIST.email).exists():
+            elif Therapist.objects.filter(user__username=stories.THERAPIST.email).exists():
                 self.stdout.write("The demo clinic is already loaded (--reset rebuilds it).")
                 self._print_logins()
                 return
             _refuse_taken_logins()
             rows = _build(timezone.localdate())
         self.stdout.write(
-            f"Loaded the demo clinic: {len(demo.PATIENTS)} patients, {len(rows.sessions)} "
+            f"Loaded the demo clinic: {len(stories.PATIENTS)} patients, {len(rows.sessions)} "
             f"sessions, {len(rows.repetitions)} repetitions, {len(rows.reports)} pain reports "
             f"in {time.perf_counter() - started:.1f} s."
         )
         self._print_logins()
 
     def _print_logins(self) -> None:
-        self.stdout.write(f"\nOpen {demo.URL} and sign in as:")
-        for login in demo.LOGINS:
+        self.stdout.write(f"\nOpen {stories.URL} and sign in as:")
+        for login in stories.LOGINS:
             self.stdout.write(f"  {login.role:<10} {login.email:<24} {login.password}")
 
 
@@ -79,14 +71,14 @@ class Command(BaseCommand):
 
 
 def _demo_emails() -> list[str]:
-    return [login.email for login in demo.LOGINS]
+    return [login.email for login in stories.LOGINS]
 
 
 def _delete_demo() -> None:
     """Patients first (Patient.therapist is PROTECT; their assignments, sessions, repetitions and
     reports cascade), then the protocols (Assignment.protocol is PROTECT), then the therapist."""
     User = get_user_model()
-    therapists = Therapist.objects.filter(user__username=demo.THERAPIST.email)
+    therapists = Therapist.objects.filter(user__username=stories.THERAPIST.email)
     patient_users = Q(patient__therapist__in=therapists) | Q(username__in=_demo_emails())
     User.objects.filter(patient_users, therapist__isnull=True).delete()
     Protocol.objects.filter(therapist__in=therapists).delete()
@@ -113,7 +105,10 @@ class Rows:
     reported_at: list[datetime.datetime] = field(default_factory=list)
 
     def add(
-        self, patient: Patient, prescriptions: list[Prescription], samples: list[demo.SessionSample]
+        self,
+        patient: Patient,
+        prescriptions: list[Prescription],
+        samples: list[stories.SessionSample],
     ) -> None:
         for sample in samples:
             session = _session_row(patient, prescriptions[sample.line], sample)
@@ -135,21 +130,21 @@ class Rows:
 
 def _build(today: datetime.date) -> Rows:
     therapist = therapist_create(
-        email=demo.THERAPIST.email,
-        password=demo.THERAPIST.password,
-        first_name=demo.THERAPIST.first_name,
-        last_name=demo.THERAPIST.last_name,
-        title=demo.THERAPIST.title,
-        clinic=demo.THERAPIST.clinic,
+        email=stories.THERAPIST.email,
+        password=stories.THERAPIST.password,
+        first_name=stories.THERAPIST.first_name,
+        last_name=stories.THERAPIST.last_name,
+        title=stories.THERAPIST.title,
+        clinic=stories.THERAPIST.clinic,
     )
-    exercises = _library({line.slug for story in demo.PATIENTS for line in story.lines})
-    password_hash = make_password(demo.PATIENT_PASSWORD)  # hashed once: it is slow by design
+    exercises = _library({line.slug for story in stories.PATIENTS for line in story.lines})
+    password_hash = make_password(stories.PATIENT_PASSWORD)  # hashed once: it is slow by design
     rows = Rows()
-    for number, story in enumerate(demo.PATIENTS):
+    for number, story in enumerate(stories.PATIENTS):
         patient = _create_patient(therapist, story, today, password_hash)
         prescriptions = _create_plan(therapist, patient, story, exercises, today)
-        history = demo.generate_history(
-            story, today=today, seed=demo.SEED + number, borg_scale=BORG_SCALE
+        history = stories.generate_history(
+            story, today=today, seed=stories.SEED + number, borg_scale=BORG_SCALE
         )
         rows.add(patient, prescriptions, history)
     rows.save()
@@ -168,7 +163,7 @@ def _library(slugs: set[str]) -> dict[str, Exercise]:
 
 
 def _create_patient(
-    therapist: Therapist, story: demo.PatientStory, today: datetime.date, password_hash: str
+    therapist: Therapist, story: stories.PatientStory, today: datetime.date, password_hash: str
 ) -> Patient:
     patient = patient_create(
         therapist=therapist,
@@ -191,7 +186,7 @@ def _create_patient(
 def _create_plan(
     therapist: Therapist,
     patient: Patient,
-    story: demo.PatientStory,
+    story: stories.PatientStory,
     exercises: dict[str, Exercise],
     today: datetime.date,
 ) -> list[Prescription]:
@@ -206,13 +201,13 @@ def _create_plan(
     assignment_save(
         patient=patient,
         protocol=protocol,
-        start_date=demo.history_start(today),
-        end_date=today + datetime.timedelta(days=demo.DAYS_AHEAD),
+        start_date=stories.history_start(today),
+        end_date=today + datetime.timedelta(days=stories.DAYS_AHEAD),
     )
     return list(protocol.prescriptions.select_related("exercise").order_by("position"))
 
 
-def _line_fields(line: demo.LineStory, exercise: Exercise) -> dict[str, Any]:
+def _line_fields(line: stories.LineStory, exercise: Exercise) -> dict[str, Any]:
     return {
         "exercise": exercise,
         "side": line.side,
@@ -231,7 +226,7 @@ def _aware(moment: datetime.datetime, after_s: float = 0.0) -> datetime.datetime
 
 
 def _session_row(
-    patient: Patient, prescription: Prescription, sample: demo.SessionSample
+    patient: Patient, prescription: Prescription, sample: stories.SessionSample
 ) -> ExerciseSession:
     session = ExerciseSession(
         patient=patient,
@@ -254,7 +249,7 @@ def _rep_row(session: ExerciseSession, rep: RepetitionMetrics) -> Repetition:
     return Repetition(session=session, **asdict(rep))
 
 
-def _report_row(session: ExerciseSession, pain: demo.PainSample) -> PainReport:
+def _report_row(session: ExerciseSession, pain: stories.PainSample) -> PainReport:
     return PainReport(
         patient=session.patient,
         session=session,
@@ -266,7 +261,7 @@ def _report_row(session: ExerciseSession, pain: demo.PainSample) -> PainReport:
 
 def _backdate(therapist: Therapist, today: datetime.date) -> None:
     """Creation times that fit the history (auto_now_add stamped them with "now")."""
-    start = demo.history_start(today)
+    start = stories.history_start(today)
     joined = _aware(datetime.datetime.combine(start, datetime.time(9)))
     User = get_user_model()
     User.objects.filter(pk=therapist.user_id).update(date_joined=joined - datetime.timedelta(365))

@@ -8,8 +8,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from dashboard.selectors import roster_for_therapist
 from patients.models import Patient, Therapist
-from patients.selectors import roster_for_therapist
 from sessions.models import ExerciseSession, Repetition
 from tests.conftest import password_login
 
