@@ -110,7 +110,7 @@ class JointAngle:
 
 @dataclass(frozen=True)
 class RepThresholds:
-    """What the repetition counter (analysis.reps) needs of an exercise, in clinical degrees.
+    """What the repetition counter (analysis.counting) needs of an exercise, in clinical degrees.
 
     `rest_deg` and `peak_deg` are the textbook start and turning angles: they give the direction of
     the movement (peak above rest: the angle goes up, as in a squat; below: down, as in a knee

@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from analysis.counting import PartialRepetition
 from analysis.pose.types import Pose, TrackingWire
 from analysis.repetitions import RepetitionMetrics
-from analysis.reps import PartialRepetition
 from analysis.tracker import ExerciseTracker, Feedback, Plan
 from analysis.video import read_frames, video_fps
 

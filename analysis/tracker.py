@@ -22,6 +22,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from analysis.counting import HOLD_BAND_DEG, PartialRepetition, RepetitionCounter, Sample
 from analysis.exercises import AngleSpace, CameraView, ExerciseDefinition, sides_in_turn
 from analysis.filters import OneEuroFilter
 from analysis.form import form_measures
@@ -38,7 +39,6 @@ from analysis.landmarks import sided_landmark
 from analysis.pose.types import Pose
 from analysis.quality import GOOD_OBLIQUITY_DEG, quality_measures
 from analysis.repetitions import RepetitionMetrics
-from analysis.reps import HOLD_BAND_DEG, PartialRepetition, RepetitionCounter, Sample
 
 PLACED_S = 1.0  # placement must hold this long before the countdown starts
 COUNTDOWN_S = 3.0

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from analysis.counting import PartialRepetition, RepetitionCounter, Sample
 from analysis.exercises import AngleSpace, ExerciseDefinition
 from analysis.filters import butterworth_zero_phase
 from analysis.form import form_measures
@@ -29,7 +30,6 @@ from analysis.kinematics import (
 from analysis.pose.engine import PoseEngine
 from analysis.quality import quality_measures
 from analysis.repetitions import RepetitionMetrics
-from analysis.reps import PartialRepetition, RepetitionCounter, Sample
 
 # Human joint motion during exercise has little above a few Hz; above that it is landmark jitter.
 SMOOTHING_CUTOFF_HZ = 4.0
@@ -53,7 +53,7 @@ JSON_REP_FIELDS = (
     "quality_reasons",
 )
 
-Progress = Callable[[int, int], None]  # (frames done, frames in total or 0 if unknown)
+OnFrames = Callable[[int, int], None]  # told (frames done, frames in total or 0 if unknown)
 
 
 class VideoAnalysisError(Exception):
@@ -93,7 +93,7 @@ def analyze_video(
     *,
     side: str = "auto",
     target_deg: float | None = None,
-    progress: Progress | None = None,
+    progress: OnFrames | None = None,
 ) -> VideoAnalysis:
     fps, total = _open_info(path)
     started = time.perf_counter()
@@ -133,7 +133,7 @@ def read_frames(path: Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:
 def track_poses(
     frames: Iterable[tuple[float, np.ndarray]],
     *,
-    progress: Progress | None = None,
+    progress: OnFrames | None = None,
     total: int = 0,
     engine: PoseEngine | None = None,
 ) -> tuple[PoseSeries, int]:

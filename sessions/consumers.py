@@ -57,7 +57,7 @@ def notify_session_ended(session_id: Any) -> None:
         async_to_sync(layer.group_send)(session_group(session_id), {"type": "session.ended"})
 
 
-class SessionConsumer(AsyncWebsocketConsumer):
+class LiveSessionConsumer(AsyncWebsocketConsumer):
     session: ExerciseSession | None = None  # None: refused
     ended = False
     closing = False  # set first when closed for its user (4403, 4429): nothing more is processed

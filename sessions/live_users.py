@@ -1,7 +1,7 @@
 """Live sockets follow their user's sign-in: when it ends they close with 4403 (sessions.protocol).
 
-Every SessionConsumer joins its user's group (`user_group`). These send ``user.signed_out`` to it
-through the channel layer (with Redis, the sockets of every web process hear it):
+Every LiveSessionConsumer joins its user's group (`user_group`). These send ``user.signed_out``
+to it through the channel layer (with Redis, the sockets of every web process hear it):
 
 - a sign-out (`user_logged_out`, also sent by the idle and lifetime sign-outs of
   web/signin_lifetime.py) closes the sockets of that browser session. The user's other

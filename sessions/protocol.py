@@ -77,10 +77,10 @@ from typing import Any
 
 from django.urls import reverse
 
+from analysis.counting import PartialRepetition
 from analysis.pose.frames import MAX_FRAME_BYTES, FrameError, check_frame
 from analysis.pose.types import PoseWire
 from analysis.repetitions import RepetitionMetrics, SideSummary, per_side, symmetry_pct
-from analysis.reps import PartialRepetition
 from analysis.tracker import Feedback
 from sessions.models import ExerciseSession
 

@@ -1,7 +1,7 @@
 from django.urls import path
 
-from sessions.consumers import SessionConsumer
+from sessions.consumers import LiveSessionConsumer
 
 websocket_urlpatterns = [
-    path("ws/sessions/<uuid:session_id>/live/", SessionConsumer.as_asgi()),
+    path("ws/sessions/<uuid:session_id>/live/", LiveSessionConsumer.as_asgi()),
 ]

@@ -53,7 +53,7 @@ def start(request: PatientRequest, prescription_id: UUID) -> HttpResponse:
 
 @patient_required
 def live(request: PatientRequest, session_id: UUID) -> HttpResponse:
-    """The camera page of an open session: the browser streams frames to the SessionConsumer."""
+    """The camera page of an open session: the browser streams frames to the LiveSessionConsumer."""
     session = session_get_for_user(user=request.user, session_id=session_id)
     if not session.is_open:
         return redirect("session_detail", session_id=session.pk)

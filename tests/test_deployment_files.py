@@ -7,6 +7,7 @@ Plain file checks: no Django, no database, no Docker needed.
 import os
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,12 @@ def test_the_ci_script_tests_on_sqlite_and_on_postgres_with_redis() -> None:
     assert script.count("make test") >= 2
     assert "DATABASE_URL=postgres://" in script
     assert "REDIS_URL=redis://" in script
+
+
+def test_the_image_copies_every_package_of_the_project() -> None:
+    # The packages import-linter checks are the project's own code: the image needs each of them.
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "root_packages"
+    ]
+    copied = set(re.findall(r"^COPY (\S+) \./\1$", DOCKERFILE.read_text(), re.MULTILINE))
+    assert set(packages) <= copied, sorted(set(packages) - copied)

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from analysis.counting import START_SHARE, RepetitionCounter, Sample
 from analysis.exercises import BY_SLUG, ExerciseDefinition
 from analysis.filters import OneEuroFilter, butterworth_zero_phase
-from analysis.reps import START_SHARE, RepetitionCounter, Sample
 from analysis.tracker import LIVE_BETA, LIVE_MIN_CUTOFF_HZ
 from analysis.video import SMOOTHING_CUTOFF_HZ
 
@@ -73,7 +73,7 @@ def _mocap_squats() -> Trace:
         exercise=BY_SLUG["squat"],
         side="right",
         reps=5,
-        crests_s=(1.0, 2.5, 4.0, 5.6, 7.2),  # the bottoms, as in test_reps.py
+        crests_s=(1.0, 2.5, 4.0, 5.6, 7.2),  # the bottoms, as in test_counting.py
         t_s=table[:, 0],
         left=np.full_like(knee, np.nan),
         right=knee,

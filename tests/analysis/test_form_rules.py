@@ -4,7 +4,7 @@ A skeleton is built in the body's own frame (metres: left, forward, down) and se
 orthographic camera from a given yaw: 0 facing the camera, +90 side-on facing image-right (the
 right side nearer), -90 facing image-left. Its pixels are 500 px a metre; its world landmarks are
 the same points with depth. Each repetition's measures are taken one frame at a time, as a live
-session takes them, and judged as analysis.reps judges a repetition.
+session takes them, and judged as analysis.counting judges a repetition.
 """
 
 import math

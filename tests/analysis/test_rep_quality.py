@@ -8,6 +8,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 import pytest
 
+from analysis.counting import RepetitionCounter, Sample
 from analysis.exercises import BY_SLUG, ExerciseDefinition
 from analysis.kinematics import PoseSeries
 from analysis.landmarks import Landmark
@@ -18,7 +19,6 @@ from analysis.quality import (
     worst,
 )
 from analysis.repetitions import RepetitionMetrics
-from analysis.reps import RepetitionCounter, Sample
 from analysis.video import count_repetitions
 
 FS = 30.0

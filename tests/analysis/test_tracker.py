@@ -18,7 +18,7 @@ from analysis.tracker import (
     Stage,
     ViewWatch,
 )
-from tests.analysis.test_reps import _cosine_reps, _mot_column
+from tests.analysis.test_counting import _cosine_reps, _mot_column
 
 FPS = 30.0
 SQUAT_PLAN = Plan(BY_SLUG["squat"], side="right", sets=1, reps=5, target_deg=80, rest_s=2.0)

@@ -4,8 +4,8 @@ import struct
 
 import pytest
 
+from analysis.counting import PartialRepetition
 from analysis.exercises import BY_SLUG
-from analysis.reps import PartialRepetition
 from analysis.tracker import VIEW_ADVICE, Feedback, Plan, Stage, why_not_counted
 from sessions import protocol
 from sessions.protocol import (

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.counting import RepetitionCounter, Sample
 from analysis.exercises import BY_SLUG
 from analysis.filters import butterworth_zero_phase
-from analysis.reps import RepetitionCounter, Sample
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SQUAT = BY_SLUG["squat"]
