@@ -1,6 +1,7 @@
 """The project's own deployment checks: `manage.py check --deploy` runs them next to Django's.
 
-Each guards a setting whose failure is silent until it hurts (see DESIGN.md, "Known facts"):
+Each guards a setting whose failure is silent until it hurts (docs/architecture.md, "Facts
+about the stack"):
 
 - rehab.E001/E002: the WebSocket router sits behind an origin validator that does not admit
   every origin (the session cookie goes with any page's WebSocket: without the origin check any

@@ -1,8 +1,8 @@
 """Where image data could hide after a live session, searched byte by byte.
 
-Frames live in memory only (DESIGN.md). These helpers look for a JPEG or PNG signature, or an
-image in base64, in every row of every table, every Redis key, the app's folders, new temporary
-files and log output; each finding names where it was.
+Frames live in memory only (docs/architecture.md). These helpers look for a JPEG or PNG
+signature, or an image in base64, in every row of every table, every Redis key, the app's
+folders, new temporary files and log output; each finding names where it was.
 """
 
 import base64
