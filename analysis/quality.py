@@ -203,11 +203,9 @@ def plausibility(
 
 
 def _peak_beyond_range(exercise: ExerciseDefinition, peak_deg: float) -> list[tuple[Grade, str]]:
-    angle = exercise.angle
-    if exercise.thresholds.direction > 0:
-        beyond, limit = peak_deg - angle.normal_max_deg, f"≤ {angle.normal_max_deg:.0f}°"
-    else:
-        beyond, limit = angle.normal_min_deg - peak_deg, f"≥ {angle.normal_min_deg:.0f}°"
+    angle, normal_end = exercise.angle, exercise.normal_end_deg
+    beyond = -exercise.thresholds.shortfall_deg(normal_end, peak_deg)  # past the normal limit
+    limit = f"{'≤' if exercise.thresholds.direction > 0 else '≥'} {normal_end:.0f}°"
     if beyond <= 0:
         return []
     if beyond > BEYOND_NORMAL_IMPLAUSIBLE_DEG:

@@ -123,7 +123,7 @@ def _tally(
         # Start and end are rounded to the millisecond.
         frames = (t_s >= rep.start_s - 6e-4) & (t_s <= rep.end_s + 6e-4)
         own = {name: values[frames] for name, values in measures.items()}
-        peak = rep.max_deg if exercise.thresholds.direction > 0 else rep.min_deg
+        peak = exercise.thresholds.peak_end(rep.min_deg, rep.max_deg)
         for fault in exercise.form_faults:
             target = exercise.default_target_deg
             value = fault_value(fault, exercise, own, peak_deg=peak, target_deg=target)
