@@ -4,6 +4,8 @@ from uuid import UUID
 
 from audit.models import AuditEvent, AuditEventQuerySet
 
+EVENTS_PER_PAGE = 50  # the access history and the audit log page alike
+
 
 def events_of_patient(*, patient_id: UUID) -> AuditEventQuerySet:
     """Every entry about one patient, newest first (the (patient_id, at) index)."""

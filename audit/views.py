@@ -9,10 +9,8 @@ from django.views.decorators.cache import never_cache
 
 from audit.forms import AuditFilterForm
 from audit.models import AuditEvent
-from audit.selectors import events_filtered
+from audit.selectors import EVENTS_PER_PAGE, events_filtered
 from audit.services import audit_record
-
-PAGE_SIZE = 50
 
 
 @login_required
@@ -32,5 +30,5 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         detail=f"audit log; action filter: {action or 'any'}",
     )
     events = events_filtered(patient_id=patient_id, action=action)
-    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "audit/audit_log.html", {"form": form, "page": page})

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from analysis.form import describe, threshold_for
 from audit.models import AuditEvent
-from audit.selectors import events_of_patient
+from audit.selectors import EVENTS_PER_PAGE, events_of_patient
 from audit.services import audit_record
 from patients.decorators import TherapistRequest, therapist_required
 from patients.forms import (
@@ -97,15 +97,12 @@ def patient_edit(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
     return render(request, "patients/patient_form.html", {"form": form, "patient": patient})
 
 
-ACCESS_PAGE_SIZE = 50
-
-
 @therapist_required
 @never_cache
 def patient_access_history(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
     patient = patient_get_for_user(user=request.user, patient_id=patient_id)
     audit_record(action=AuditEvent.Action.AUDIT_VIEWED, request=request, obj=patient)
-    page = Paginator(events_of_patient(patient_id=patient.pk), ACCESS_PAGE_SIZE).get_page(
+    page = Paginator(events_of_patient(patient_id=patient.pk), EVENTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
     return render(request, "audit/patient_access_history.html", {"patient": patient, "page": page})

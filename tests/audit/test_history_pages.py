@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from audit.selectors import EVENTS_PER_PAGE
 from audit.services import audit_record
-from audit.views import PAGE_SIZE
 from tests.conftest import CAST, PASSWORD, World, client_for
 
 Action = AuditEvent.Action
@@ -82,11 +82,11 @@ def test_entries_are_newest_first_with_local_time_and_utc(world: World, settings
 
 
 def test_the_history_is_paginated(world: World) -> None:
-    for _ in range(PAGE_SIZE + 5):
+    for _ in range(EVENTS_PER_PAGE + 5):
         audit_record(action=Action.RECORD_VIEWED, obj=world.p)
     client = client_for(world, "therapist_a")
     first = client.get(history_url(world)).context["page"]
-    assert len(first.object_list) == PAGE_SIZE and first.has_next()
+    assert len(first.object_list) == EVENTS_PER_PAGE and first.has_next()
     second = client.get(history_url(world), {"page": 2}).context["page"]
     assert len(second.object_list) >= 6 and not second.has_next()
 
@@ -146,7 +146,7 @@ def test_a_bad_filter_is_refused_with_a_clear_message(
 
 
 def test_the_staff_log_pages_keep_their_filters(world: World, staff_client: Client) -> None:
-    for _ in range(PAGE_SIZE + 1):
+    for _ in range(EVENTS_PER_PAGE + 1):
         audit_record(action=Action.RECORD_VIEWED, obj=world.p)
     response = staff_client.get(reverse("audit_log"), {"patient": str(world.p.pk)})
     assert f"?patient={world.p.pk}&amp;page=2" in response.content.decode()
