@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from analysis.counting import PartialRepetition
-from analysis.pose.types import Pose, TrackingWire
+from analysis.pose.types import Pose, TrackingWire, pose_from_wire
 from analysis.repetitions import RepetitionMetrics
 from analysis.tracker import ExerciseTracker, Feedback, Plan
 from analysis.video import read_frames, video_fps
@@ -74,8 +74,7 @@ def serve_stream(frames: Iterable[tuple[float, bytes]]) -> list[tuple[float, Pos
                 served.append((t_s, None))
                 continue
             tracking = answer["tracking"]
-            pose = answer["pose"]
-            served.append((t_s, Pose.from_wire(pose) if pose is not None else None))
+            served.append((t_s, pose_from_wire(answer["pose"])))
     finally:
         server.engine.close()
     return served

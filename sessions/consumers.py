@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from analysis.kinematics import SIDES, single_side
 from analysis.pose.frames import FrameError
-from analysis.pose.types import Pose, PoseReply, TrackingWire
+from analysis.pose.types import PoseReply, TrackingWire, pose_from_wire
 from analysis.repetitions import RepetitionMetrics
 from analysis.tracker import ExerciseTracker, Feedback, Stage
 from sessions import protocol
@@ -185,7 +185,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
                 continue
             self.tracking = answer["tracking"]
             pose = answer["pose"]
-            feedback = self.tracker.update(t_s, Pose.from_wire(pose) if pose is not None else None)
+            feedback = self.tracker.update(t_s, pose_from_wire(pose))
             await self.send_message(
                 protocol.pose_message(frame.sequence, pose, feedback, self.dropped)
             )

@@ -3,9 +3,10 @@ worker.
 
 The pose engine (analysis.pose.engine) makes a Pose; a pose worker (analysis.pose.worker) sends it
 as a PoseWire dict inside its PoseAnswer; the consumer (sessions.consumers) turns that back into a
-Pose for the live tracker (analysis.tracker). The messages are plain dicts of JSON-able values
-(plus the frame bytes), ready for a channel layer or a process pool; their keys are the protocol
-between web and worker processes. This module sits below all of those and imports only numpy.
+Pose (pose_from_wire) for the live tracker (analysis.tracker). The messages are plain dicts of
+JSON-able values (plus the frame bytes), ready for a channel layer or a process pool; their keys
+are the protocol between web and worker processes. This module sits below all of those and
+imports only numpy.
 """
 
 from dataclasses import dataclass
@@ -56,17 +57,20 @@ class Pose:
             "image_size": [width, height],
         }
 
-    @classmethod
-    def from_wire(cls, data: PoseWire) -> "Pose":
-        width, height = data["image_size"]
-        image_xyz = np.asarray(data["image_xyz"], dtype=float)
-        return cls(
-            pixels=image_xyz[:, :2] * np.array([width, height]),
-            world=np.asarray(data["world_xyz"], dtype=float),
-            visibility=np.asarray(data["visibility"], dtype=float),
-            image_size=(int(width), int(height)),
-            depth=image_xyz[:, 2],
-        )
+
+def pose_from_wire(data: PoseWire | None) -> Pose | None:
+    """The Pose a worker sent (None: nobody was found in the frame)."""
+    if data is None:
+        return None
+    width, height = data["image_size"]
+    image_xyz = np.asarray(data["image_xyz"], dtype=float)
+    return Pose(
+        pixels=image_xyz[:, :2] * np.array([width, height]),
+        world=np.asarray(data["world_xyz"], dtype=float),
+        visibility=np.asarray(data["visibility"], dtype=float),
+        image_size=(int(width), int(height)),
+        depth=image_xyz[:, 2],
+    )
 
 
 class BoxWire(TypedDict):
