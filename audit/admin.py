@@ -9,7 +9,7 @@ from django.db.models import Model
 from django.http import HttpRequest
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, patient_id_of
 
 Action = AuditEvent.Action
 
@@ -56,8 +56,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
     def audit_patient_id(self, obj: Model) -> UUID | None:
         """The patient the object belongs to, if any. Override where the object reaches its
         patient through another one."""
-        patient_id = getattr(obj, "patient_id", None)
-        return patient_id if isinstance(patient_id, UUID) else None
+        return patient_id_of(obj)
 
     def _audit(
         self,

@@ -42,7 +42,7 @@ def object_type_of(obj: Model) -> str:
     return _OBJECT_TYPES.get(name, name)
 
 
-def _patient_id_of(obj: Model | None) -> UUID | None:
+def patient_id_of(obj: Model | None) -> UUID | None:
     # Whatever belongs to a patient (the patient included) names them by `patient_id`.
     patient_id = getattr(obj, "patient_id", None)
     return patient_id if isinstance(patient_id, UUID) else None
@@ -74,7 +74,7 @@ def audit_record(
         "actor_label": actor.get_username() if actor else "",
         "object_type": object_type_of(obj) if obj is not None else object_type,
         "object_id": str(obj.pk) if obj is not None else object_id,
-        "patient_id": patient_id or _patient_id_of(obj),
+        "patient_id": patient_id or patient_id_of(obj),
         "path": request.get_full_path() if request is not None else "",
         "ip": client_ip(request) if request is not None else None,
         "sha256": sha256,
