@@ -1,6 +1,6 @@
 """Top-down BlazePose: find the patient's box, then the 33 landmarks on that box.
 
-Two small MediaPipe graphs built from the calculators inside the mediapipe wheel: a person
+Two small MediaPipe graphs (analysis.pose.graphs): a person
 detector, run only on the first frame or when the person is lost, and the landmark model on a box
 this module chooses. Choosing the box here (not inside MediaPipe's all-in-one pose graph) is what
 lets the engine start on the largest, most central person and then keep following that person
@@ -17,116 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-from google.protobuf import text_format
-from mediapipe.framework import calculator_pb2
-from mediapipe.framework.formats import rect_pb2
-from mediapipe.python import packet_creator, packet_getter
-from mediapipe.python._framework_bindings import (
-    calculator_graph,
-    image_frame,
-    resource_util,
-)
+from mediapipe.python._framework_bindings import resource_util
 
+from analysis.pose.graphs import (
+    DETECTOR_GRAPH,
+    Graph,
+    detect_boxes,
+    image_packet,
+    landmark_graph,
+    landmarks_in_box,
+)
 from analysis.pose.models import require_models
-from analysis.pose.roi import (
-    RegionOfInterest,
-    center_distance,
-    prominence,
-    roi_from_keypoints,
-)
+from analysis.pose.roi import RegionOfInterest, center_distance, prominence
 from analysis.pose.types import Pose
-
-_DETECTOR_GRAPH = """
-input_stream: "image"
-output_stream: "detections"
-node {
-  calculator: "PoseDetectionCpu"
-  input_stream: "IMAGE:image"
-  output_stream: "DETECTIONS:detections"
-}
-"""
-
-# PoseLandmarkByRoiCpu emits nothing when its pose-presence score is below 0.5: that is "lost".
-_LANDMARK_GRAPH = """
-input_stream: "image"
-input_stream: "roi"
-output_stream: "landmarks"
-output_stream: "auxiliary_landmarks"
-output_stream: "world_landmarks"
-node {
-  calculator: "ConstantSidePacketCalculator"
-  output_side_packet: "PACKET:0:model_complexity"
-  output_side_packet: "PACKET:1:enable_segmentation"
-  output_side_packet: "PACKET:2:smooth_landmarks"
-  options {
-    [mediapipe.ConstantSidePacketCalculatorOptions.ext] {
-      packet { int_value: 1 }
-      packet { bool_value: false }
-      packet { bool_value: %(smooth)s }
-    }
-  }
-}
-node {
-  calculator: "ImagePropertiesCalculator"
-  input_stream: "IMAGE_CPU:image"
-  output_stream: "SIZE:image_size"
-}
-node {
-  calculator: "PoseLandmarkByRoiCpu"
-  input_stream: "IMAGE:image"
-  input_stream: "ROI:roi"
-  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
-  input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation"
-  output_stream: "LANDMARKS:raw_landmarks"
-  output_stream: "AUXILIARY_LANDMARKS:raw_auxiliary_landmarks"
-  output_stream: "WORLD_LANDMARKS:raw_world_landmarks"
-}
-node {
-  calculator: "PoseLandmarkFiltering"
-  input_side_packet: "ENABLE:smooth_landmarks"
-  input_stream: "IMAGE_SIZE:image_size"
-  input_stream: "NORM_LANDMARKS:raw_landmarks"
-  input_stream: "AUX_NORM_LANDMARKS:raw_auxiliary_landmarks"
-  input_stream: "WORLD_LANDMARKS:raw_world_landmarks"
-  output_stream: "FILTERED_NORM_LANDMARKS:landmarks"
-  output_stream: "FILTERED_AUX_NORM_LANDMARKS:auxiliary_landmarks"
-  output_stream: "FILTERED_WORLD_LANDMARKS:world_landmarks"
-}
-"""
-
-
-class _Graph:
-    """A started MediaPipe graph whose output packets are collected per call."""
-
-    def __init__(self, config_text: str) -> None:
-        config = text_format.Parse(config_text, calculator_pb2.CalculatorGraphConfig())
-        self._graph = calculator_graph.CalculatorGraph(graph_config=config)
-        self.outputs: dict[str, Any] = {}
-        for stream in config.output_stream:
-            self._graph.observe_output_stream(stream, self._collect, True)
-        self._graph.start_run()
-        self._last_timestamp_us = -1
-
-    def _collect(self, stream: str, packet: Any) -> None:
-        self.outputs[stream] = packet
-
-    def run(self, inputs: dict[str, Any], timestamp_us: int) -> dict[str, Any]:
-        # MediaPipe refuses a timestamp that is not greater than the graph's previous one (and
-        # then fails for good). Frames of many streams, or one frame run twice (a lost person is
-        # detected again and landmarked on the new box), must still go through.
-        timestamp_us = max(timestamp_us, self._last_timestamp_us + 1)
-        self._last_timestamp_us = timestamp_us
-        self.outputs = {}
-        for stream, packet in inputs.items():
-            self._graph.add_packet_to_input_stream(stream=stream, packet=packet.at(timestamp_us))
-        self._graph.wait_until_idle()
-        return self.outputs
-
-    def close(self) -> None:
-        self._graph.close()
-
 
 # Graph time between two frames of an engine without smoothing: long enough for every filter in
 # MediaPipe's landmark graph to start afresh (int64 microseconds hold 1.5e11 such frames: years
@@ -155,8 +59,8 @@ class PoseEngine:
         resource_util.set_resource_dir(str(require_models(model_root)))
         self._smooth = smooth
         self._graph_time_us = 0
-        self._detector = _Graph(_DETECTOR_GRAPH)
-        self._landmarker = self._landmark_graph()
+        self._detector = Graph(DETECTOR_GRAPH)
+        self._landmarker = landmark_graph(smooth=self._smooth)
         self._tracking = Tracking()
 
     def __enter__(self) -> "PoseEngine":
@@ -173,7 +77,7 @@ class PoseEngine:
         """Start over: the next frame picks the most prominent person again."""
         self._tracking = Tracking()
         self._landmarker.close()
-        self._landmarker = self._landmark_graph()
+        self._landmarker = landmark_graph(smooth=self._smooth)
 
     def process(self, image_bgr: np.ndarray, timestamp_s: float) -> Pose | None:
         """Landmarks of the followed person in a BGR uint8 (H, W, 3) frame, or None if nobody is
@@ -188,10 +92,7 @@ class PoseEngine:
         height, width = image_bgr.shape[:2]
         size = (width, height)
         timestamp_us = int(round(timestamp_s * 1e6)) if self._smooth else self._unrelated_frame_us()
-        rgb = np.ascontiguousarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
-        image = packet_creator.create_image_frame(
-            image_format=image_frame.ImageFormat.SRGB, data=rgb
-        )
+        image = image_packet(image_bgr)
         if tracking.next_box is not None:
             found = self._landmarks(image, tracking.next_box, size, timestamp_us, tracked=True)
             if found is not None:
@@ -210,9 +111,6 @@ class PoseEngine:
         self._graph_time_us += UNRELATED_FRAMES_US
         return self._graph_time_us
 
-    def _landmark_graph(self) -> _Graph:
-        return _Graph(_LANDMARK_GRAPH % {"smooth": "true" if self._smooth else "false"})
-
     def _detect(
         self,
         image: Any,
@@ -220,17 +118,7 @@ class PoseEngine:
         timestamp_us: int,
         last_seen: RegionOfInterest | None,
     ) -> RegionOfInterest | None:
-        packets = self._detector.run({"image": image}, timestamp_us)
-        if "detections" not in packets or packets["detections"].is_empty():
-            return None
-        boxes = []
-        for detection in packet_getter.get_proto_list(packets["detections"]):
-            keypoints = detection.location_data.relative_keypoints
-            boxes.append(
-                roi_from_keypoints(
-                    (keypoints[0].x, keypoints[0].y), (keypoints[1].x, keypoints[1].y), *size
-                )
-            )
+        boxes = detect_boxes(self._detector, image, size, timestamp_us)
         return choose_person(boxes, size, last_seen)
 
     def _landmarks(
@@ -242,33 +130,10 @@ class PoseEngine:
         *,
         tracked: bool,
     ) -> tuple[Pose, Tracking] | None:
-        roi = rect_pb2.NormalizedRect(
-            x_center=box.x_center,
-            y_center=box.y_center,
-            width=box.width,
-            height=box.height,
-            rotation=box.rotation,
-        )
-        packets = self._landmarker.run(
-            {"image": image, "roi": packet_creator.create_proto(roi)}, timestamp_us
-        )
-        if "landmarks" not in packets or packets["landmarks"].is_empty():
+        found = landmarks_in_box(self._landmarker, image, box, size, timestamp_us, tracked=tracked)
+        if found is None:
             return None
-        landmarks = packet_getter.get_proto(packets["landmarks"]).landmark
-        auxiliary = packet_getter.get_proto(packets["auxiliary_landmarks"]).landmark
-        world = packet_getter.get_proto(packets["world_landmarks"]).landmark
-        next_box = roi_from_keypoints(
-            (auxiliary[0].x, auxiliary[0].y), (auxiliary[1].x, auxiliary[1].y), *size
-        )
-        image_xyz = np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64)
-        pose = Pose(
-            pixels=image_xyz[:, :2] * np.array(size, dtype=np.float64),
-            world=np.array([(p.x, p.y, p.z) for p in world], dtype=np.float64),
-            visibility=np.array([p.visibility for p in landmarks], dtype=np.float64),
-            image_size=size,
-            depth=image_xyz[:, 2],
-            tracked=tracked,
-        )
+        pose, next_box = found
         return pose, Tracking(next_box=next_box, last_seen=box)
 
 
