@@ -75,6 +75,10 @@ class ExerciseSession(models.Model):
         COMPLETED = "completed", "Completed"
         ABANDONED = "abandoned", "Abandoned"
 
+    class Source(models.TextChoices):
+        LIVE = "live", "Live camera"
+        RECORDING = "recording", "Uploaded recording"
+
     class Outcome(models.TextChoices):
         """What an ended session measured, from its counted repetitions."""
 
@@ -112,6 +116,7 @@ class ExerciseSession(models.Model):
         default=False,
         help_text="Marked as done by the patient without the camera: nothing was measured",
     )
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.LIVE)
 
     objects = ExerciseSessionQuerySet.as_manager()
 
@@ -229,6 +234,16 @@ class Repetition(models.Model):
     trace_deg = models.JSONField(
         default=list, blank=True, help_text="The angle over the repetition, downsampled"
     )
+    similarity = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="0-100: how closely the repetition followed the therapist's reference (DTW); "
+        "blank without a reference",
+    )
+    deviating_joints = models.JSONField(
+        default=list, blank=True, help_text="The joints furthest from the reference, worst first"
+    )
 
     class Meta:
         ordering = ["session", "set_number", "index"]
@@ -336,3 +351,92 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ReferenceMovement(models.Model):
+    """A therapist's own performance of an exercise for one patient, kept as landmarks and
+    joint-angle templates only (analysis.similarity.ReferenceTemplate), never video. The newest one
+    for a patient and exercise is the one in use: it is shown as a demonstration, sets the
+    counter's thresholds and scores every repetition."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="reference_movements"
+    )
+    exercise = models.ForeignKey(Exercise, on_delete=models.PROTECT, related_name="+")
+    side = models.CharField(max_length=5, choices=Side.choices)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    template = models.JSONField(help_text="analysis.similarity.ReferenceTemplate.to_json()")
+    repetitions = models.PositiveSmallIntegerField()
+    target_deg = models.FloatField(help_text="The angle the reference reached (median peak)")
+    expected_rom_deg = models.FloatField(help_text="The reference's median range of motion")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["patient", "exercise", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Reference {self.exercise} for {self.patient} ({self.created_at:%Y-%m-%d})"
+
+
+class VideoUpload(models.Model):
+    """A recorded video sent for analysis. The file lives only until it is analysed (also when the
+    analysis fails); what stays is its result: a session, a reference movement or, for several
+    people, their repetitions and synchronisation, and the landmarks for export."""
+
+    class Purpose(models.TextChoices):
+        SESSION = "session", "An exercise session"
+        REFERENCE = "reference", "The therapist's reference movement"
+        GROUP = "group", "Several people (group or pair)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting"
+        ANALYSING = "analysing", "Analysing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="uploads")
+    prescription = models.ForeignKey(
+        Prescription, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    exercise = models.ForeignKey(Exercise, on_delete=models.PROTECT, related_name="+")
+    side = models.CharField(max_length=5, choices=Side.choices)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.SESSION)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    frames_done = models.PositiveIntegerField(default=0)
+    frames_total = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True, help_text="Why the analysis failed")
+    stored_name = models.CharField(
+        max_length=80, blank=True, help_text="The file waiting for analysis; blank once deleted"
+    )
+    session = models.OneToOneField(
+        ExerciseSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="upload"
+    )
+    reference = models.OneToOneField(
+        ReferenceMovement, null=True, blank=True, on_delete=models.SET_NULL, related_name="upload"
+    )
+    landmarks = models.BinaryField(
+        null=True, blank=True, help_text="Every tracked person's landmarks (analysis.exports npz)"
+    )
+    result = models.JSONField(
+        default=dict, blank=True, help_text="Per person repetitions and synchronisation (group)"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()}: {self.exercise} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
