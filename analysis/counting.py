@@ -53,6 +53,10 @@ from analysis.repetitions import RepetitionMetrics
 # A hold counts while the angle is within this many degrees short of the target (or beyond it).
 HOLD_BAND_DEG = 10.0
 TRACE_HZ = 10.0  # the stored angle trace of a repetition: one value per 0.1 s
+# Measures named with this prefix are joint angles (degrees) whose course over each repetition is
+# kept (RepetitionMetrics.joint_traces_deg), to compare it with a reference movement.
+JOINT_PREFIX = "joint_deg_"
+JOINT_TRACE_MIN_SEEN = 0.5  # a joint seen in less of the repetition gives no trace
 ONSET_TOLERANCE_DEG = 1.0  # within this of the trough, the motion has not begun
 REST_LOOKBACK_S = 3.0  # how far back a repetition's onset is looked for
 COUNT_SHARE = 0.4  # of the expected range, both ways, for a repetition to count
@@ -477,6 +481,7 @@ class RepetitionCounter:
             quality=quality.grade.value,
             quality_reasons=list(quality.reasons),
             trace_deg=_trace(t, angle),
+            joint_traces_deg=_joint_traces(t, measures),
         )
 
 
@@ -535,3 +540,14 @@ def _symmetry_pct(angle: np.ndarray, other: np.ndarray) -> float | None:
 def _trace(t: np.ndarray, angle: np.ndarray) -> list[float]:
     times = np.arange(t[0], t[-1] + 1e-9, 1 / TRACE_HZ)
     return [round(float(value), 1) for value in np.interp(times, t, angle)]
+
+
+def _joint_traces(t: np.ndarray, measures: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """Each joint angle measure over the repetition at TRACE_HZ, bridged over the frames where the
+    joint was not seen; joints seen too little are left out."""
+    traces = {}
+    for name, values in measures.items():
+        seen = np.isfinite(values)
+        if name.startswith(JOINT_PREFIX) and seen.mean() >= JOINT_TRACE_MIN_SEEN and seen.sum() > 1:
+            traces[name.removeprefix(JOINT_PREFIX)] = _trace(t[seen], values[seen])
+    return traces

@@ -28,6 +28,9 @@ class RepetitionMetrics:
     quality: str = ""  # "good", "fair" or "poor" (analysis.quality); "" when not graded
     quality_reasons: list[str] = field(default_factory=list)
     trace_deg: list[float] = field(default_factory=list)  # downsampled angle over the repetition
+    # Each compared joint's angle over the repetition, downsampled like trace_deg: what a
+    # reference movement is compared with (analysis.similarity); not stored.
+    joint_traces_deg: dict[str, list[float]] = field(default_factory=dict)
 
 
 class SidedRep(Protocol):

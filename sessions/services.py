@@ -127,6 +127,11 @@ def session_report(
     return report
 
 
+# What a repetition's record holds that its row does not: the joint traces serve only to score it
+# against the reference movement.
+NOT_STORED = frozenset({"joint_traces_deg"})
+
+
 def rep_record(*, session: ExerciseSession, data: RepetitionMetrics) -> Repetition:
     """Store one repetition exactly once: a retried or duplicated call returns the existing row
     (the unique constraint on session, set and index decides)."""
@@ -134,7 +139,8 @@ def rep_record(*, session: ExerciseSession, data: RepetitionMetrics) -> Repetiti
     existing = Repetition.objects.filter(**key).first()
     if existing:
         return existing
-    rep = Repetition(**key, **{k: v for k, v in asdict(data).items() if k not in key})
+    fields = {k: v for k, v in asdict(data).items() if k not in key and k not in NOT_STORED}
+    rep = Repetition(**key, **fields)
     rep.full_clean(validate_unique=False)
     try:
         with transaction.atomic():

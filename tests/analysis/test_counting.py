@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.counting import RepetitionCounter, Sample
+from analysis.counting import JOINT_PREFIX, RepetitionCounter, Sample
 from analysis.exercises import BY_SLUG
 from analysis.filters import butterworth_zero_phase
 
@@ -221,3 +221,27 @@ def test_a_first_repetition_is_expected_to_cover_the_smaller_of_textbook_target_
     t, raise_deg = _cosine_reps(5, 60, 3.0, 3)
     counter, _ = _count(shoulder, t, raise_deg, raise_deg, side="left", expected_rom_deg=55)
     assert len(counter.reps) == 3 and counter.needed_deg == pytest.approx(0.4 * 55, abs=0.5)
+
+
+def test_each_repetition_keeps_the_course_of_its_joint_angles():
+    """Joint measures (JOINT_PREFIX) come out per repetition at the trace rate, bridged over the
+    frames where the joint was unseen; a joint seen too little is left out."""
+    t, knee = _mot_column("knee_angle_r")
+    _, hip = _mot_column("hip_flexion_r")
+    hip_seen = hip.copy()
+    hip_seen[::3] = np.nan  # a third of the frames unseen: still a trace
+    counter = RepetitionCounter(SQUAT, side="right")
+    for i, ti in enumerate(t):
+        measures = {
+            f"{JOINT_PREFIX}right_hip": float(hip_seen[i]),
+            f"{JOINT_PREFIX}left_elbow": float(np.nan if i % 4 else 90.0),  # seen 1 frame in 4
+        }
+        counter.update(Sample(float(ti), float("nan"), float(knee[i]), measures))
+    counter.finish()
+    assert len(counter.reps) == 5
+    for rep in counter.reps:
+        assert set(rep.joint_traces_deg) == {"right_hip"}
+        trace = rep.joint_traces_deg["right_hip"]
+        assert abs(len(trace) - len(rep.trace_deg)) <= 1
+        inside = (t >= rep.start_s) & (t <= rep.end_s)
+        assert max(trace) == pytest.approx(np.nanmax(hip_seen[inside]), abs=3)
