@@ -368,3 +368,52 @@ def progress_figures(progress: Progress, *, simple: bool = False) -> list[tuple[
 
 def period_label(first: datetime.date, last: datetime.date) -> str:
     return f"{first:%d %b %Y} – {last:%d %b %Y}"
+
+
+# --- Two movements aligned by DTW (analysis.similarity) -------------------------------------------
+
+
+def aligned_curves_figure(
+    first_deg: Sequence[float],
+    second_deg: Sequence[float],
+    path: Sequence[tuple[int, int]],
+    *,
+    fps: float,
+    names: tuple[str, str],
+    title: str,
+) -> go.Figure:
+    """Two angle curves (sampled at `fps`, NaN: not seen) before and after their DTW alignment:
+    the raw ones faintly against their own time, and the aligned ones solid against the
+    alignment's time, the mean of the two times each step of the warping `path` pairs up."""
+    fig = go.Figure()
+    for values, name, colour in ((first_deg, names[0], BLUE), (second_deg, names[1], ORANGE)):
+        fig.add_trace(
+            go.Scatter(
+                x=[round(i / fps, 3) for i in range(len(values))],
+                y=list(values),
+                mode="lines",
+                name=f"{name} (as recorded)",
+                line={"color": colour, "width": 1, "dash": "dot"},
+                opacity=0.4,
+                hovertemplate=f"{name}: %{{y:.0f}}° at %{{x:.2f}} s<extra></extra>",
+            )
+        )
+    aligned_s = [round((i + j) / 2 / fps, 3) for i, j in path]
+    for values, index, name, colour in (
+        (first_deg, 0, names[0], BLUE),
+        (second_deg, 1, names[1], ORANGE),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=aligned_s,
+                y=[values[step[index]] for step in path],
+                mode="lines",
+                name=f"{name} (aligned)",
+                line={"color": colour, "width": 2},
+                hovertemplate=f"{name}: %{{y:.0f}}°<extra></extra>",
+            )
+        )
+    _layout(fig, title=title, height=320)
+    fig.update_xaxes(tickformat=None, title_text="seconds")
+    fig.update_yaxes(title_text="degrees")
+    return fig

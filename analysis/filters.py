@@ -14,6 +14,9 @@ import math
 import numpy as np
 
 # Sample times are floats (e.g. i / fs), so a gap of exactly max_gap_s may compute a hair longer.
+# Human joint motion during exercise has little above a few Hz; above that it is landmark jitter.
+SMOOTHING_CUTOFF_HZ = 4.0
+DEFAULT_FPS = 30.0  # for recordings that do not state their frame rate
 _TIME_TOLERANCE_S = 1e-9
 
 
@@ -166,3 +169,15 @@ def butterworth_zero_phase(
         padlen = min(default_padlen, stop - start - 1)
         smoothed[start:stop] = filtfilt(b, a, filled[start:stop], padtype="constant", padlen=padlen)
     return smoothed
+
+
+def sample_rate_hz(t_s: np.ndarray) -> float:
+    """The rate of samples at times `t_s` (DEFAULT_FPS for fewer than two)."""
+    if len(t_s) < 2:
+        return DEFAULT_FPS
+    return float(1 / np.median(np.diff(t_s)))
+
+
+def smooth_recorded(values: np.ndarray, fs_hz: float) -> np.ndarray:
+    """The smoothing of a recorded video's angles: zero-phase, at SMOOTHING_CUTOFF_HZ."""
+    return butterworth_zero_phase(values, fs_hz=fs_hz, cutoff_hz=SMOOTHING_CUTOFF_HZ)

@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from analysis.counting import PartialRepetition, RepetitionCounter, Sample
+from analysis.counting import JOINT_PREFIX, PartialRepetition, RepetitionCounter, Sample
 from analysis.exercises import AngleSpace, ExerciseDefinition
-from analysis.filters import butterworth_zero_phase
+from analysis.filters import DEFAULT_FPS, sample_rate_hz, smooth_recorded
 from analysis.form import form_measures
 from analysis.kinematics import (
     SIDES,
@@ -30,10 +30,8 @@ from analysis.kinematics import (
 from analysis.pose.engine import PoseEngine
 from analysis.quality import quality_measures
 from analysis.repetitions import RepetitionMetrics
+from analysis.similarity import joint_trajectories
 
-# Human joint motion during exercise has little above a few Hz; above that it is landmark jitter.
-SMOOTHING_CUTOFF_HZ = 4.0
-DEFAULT_FPS = 30.0  # for containers that do not state their frame rate
 JSON_REP_FIELDS = (
     "index",
     "side",
@@ -178,19 +176,21 @@ def count_repetitions(
     """The side measured ("left", "right" or "both"), the counted repetitions and the partial
     ones."""
     chosen = choose_side(poses, exercise) if side == "auto" else side
-    fs = _sample_rate(poses.t_s)
+    fs = sample_rate_hz(poses.t_s)
     in_world = world_space_frames(poses, exercise)
     angles = {
         each: np.where(
             in_world,
-            _smooth(joint_angle_deg(poses, exercise.angle, each, AngleSpace.WORLD_3D), fs),
-            _smooth(joint_angle_deg(poses, exercise.angle, each, AngleSpace.IMAGE_2D), fs),
+            smooth_recorded(joint_angle_deg(poses, exercise.angle, each, AngleSpace.WORLD_3D), fs),
+            smooth_recorded(joint_angle_deg(poses, exercise.angle, each, AngleSpace.IMAGE_2D), fs),
         )
         for each in SIDES
     }
     measured = form_measures(poses, single_side(chosen))  # one side stands for both
-    measures = {name: _smooth(values, fs) for name, values in measured.items()}
+    measures = {name: smooth_recorded(values, fs) for name, values in measured.items()}
     measures |= quality_measures(poses, exercise)  # raw: seen flags and medians need no filter
+    # Each repetition's joint angles, to compare it with a therapist's reference movement.
+    measures |= {JOINT_PREFIX + name: v for name, v in joint_trajectories(poses, exercise).items()}
     counter = RepetitionCounter(
         exercise, side=chosen, target_deg=target_deg, expected_rom_deg=expected_rom_deg
     )
@@ -205,16 +205,6 @@ def count_repetitions(
         )
     counter.finish()
     return chosen, counter.reps, counter.partials
-
-
-def _smooth(values: np.ndarray, fs: float) -> np.ndarray:
-    return butterworth_zero_phase(values, fs_hz=fs, cutoff_hz=SMOOTHING_CUTOFF_HZ)
-
-
-def _sample_rate(t_s: np.ndarray) -> float:
-    if len(t_s) < 2:
-        return DEFAULT_FPS
-    return float(1 / np.median(np.diff(t_s)))
 
 
 def video_fps(path: Path) -> float:

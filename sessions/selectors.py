@@ -27,6 +27,7 @@ from patients.selectors import (
     visible_to,
 )
 from sessions.models import GRADED_POOR, Alert, ExerciseSession, PainReport, Repetition
+from sessions.references import reference_in_use
 
 
 def session_get_for_user(*, user: User, session_id: UUID) -> ExerciseSession:
@@ -138,8 +139,15 @@ def live_plan(*, session: ExerciseSession) -> Plan:
         target_deg=session.target_rom_deg,
         hold_s=float(prescription.hold_s) if prescription else 0.0,
         rest_s=float(prescription.rest_s) if prescription else 60.0,
-        expected_rom_deg=recent_rom_deg(session=session),
+        expected_rom_deg=recent_rom_deg(session=session) or _reference_rom_deg(session),
     )
+
+
+def _reference_rom_deg(session: ExerciseSession) -> float | None:
+    """The range the therapist's reference movement covered: the counter's first guess for a
+    patient who has no session of their own yet."""
+    reference = reference_in_use(patient_id=session.patient_id, exercise_id=session.exercise_id)
+    return reference.expected_rom_deg if reference else None
 
 
 def recent_rom_deg(*, session: ExerciseSession) -> float | None:
@@ -175,10 +183,10 @@ def live_resume_point(*, session: ExerciseSession) -> tuple[int, int]:
 
 
 def repetition_metrics_of_session(*, session: ExerciseSession) -> list[RepetitionMetrics]:
+    """The stored repetitions as records (without what is not stored: the joint traces)."""
+    stored = [field.name for field in fields(RepetitionMetrics) if hasattr(Repetition, field.name)]
     return [
-        RepetitionMetrics(
-            **{field.name: getattr(rep, field.name) for field in fields(RepetitionMetrics)}
-        )
+        RepetitionMetrics(**{name: getattr(rep, name) for name in stored})
         for rep in repetitions_of_session(session=session)
     ]
 

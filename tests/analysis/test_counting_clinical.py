@@ -26,9 +26,8 @@ import pytest
 
 from analysis.counting import START_SHARE, RepetitionCounter, Sample
 from analysis.exercises import BY_SLUG, ExerciseDefinition
-from analysis.filters import OneEuroFilter, butterworth_zero_phase
+from analysis.filters import SMOOTHING_CUTOFF_HZ, OneEuroFilter, butterworth_zero_phase
 from analysis.tracker import LIVE_BETA, LIVE_MIN_CUTOFF_HZ
-from analysis.video import SMOOTHING_CUTOFF_HZ
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 LIVE_HZ = 15.0  # frames a second sent by the live page
