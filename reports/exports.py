@@ -68,6 +68,13 @@ CSV_COLUMNS: tuple[tuple[str, str], ...] = (
     ("form_flags", "Form warnings, codes joined with ';'"),
     ("quality", "How far the angle can be trusted: good, fair or poor (empty: not graded)"),
     ("quality_reasons", "What lowered the grade, joined with ';'"),
+    (
+        "similarity",
+        "0-100: how closely the repetition followed the therapist's reference movement (DTW); "
+        "empty without a reference",
+    ),
+    ("deviating_joints", "Joints furthest from the reference, worst first, joined with ';'"),
+    ("session_source", "live (camera) or recording (an uploaded video)"),
     ("session_outcome", "done, partly_done, reported or not_measured"),
     ("pain_nrs", "Pain after the session, NRS 0-10 (empty when not reported)"),
     ("effort_borg", "Effort after the session, Borg CR-10 (empty when not reported)"),
@@ -135,6 +142,9 @@ def _csv_row(rep: Repetition) -> list[str]:
         _text(";".join(str(flag) for flag in rep.form_flags)),
         _text(rep.quality),
         _text(";".join(str(reason) for reason in rep.quality_reasons)),
+        _number(rep.similarity, 1),
+        _text(";".join(str(joint) for joint in rep.deviating_joints)),
+        session.source,
         _text(session.outcome or ""),
         "" if report is None else str(report.pain_nrs),
         "" if report is None else _number(report.effort_borg, 1),
@@ -218,6 +228,7 @@ class _SideMeasure:
     lowest_deg: float
     reps: int
     poor_reps: int
+    mean_similarity: float | None  # to the therapist's reference; None without one
 
     @property
     def best_peak_deg(self) -> float:
@@ -259,6 +270,7 @@ def _patient_resource(patient: Patient) -> dict[str, Any]:
 
 def _measures(only: Q | None = None) -> dict[str, Any]:
     return {
+        "mean_similarity": Avg("similarity", filter=only),
         "best_rom": Max("rom_deg", filter=only),
         "mean_rom": Avg("rom_deg", filter=only),
         "highest": Max("max_deg", filter=only),
@@ -318,6 +330,7 @@ def _side_measures(
             lowest_deg=row[f"{measured}lowest"],
             reps=row["reps"],
             poor_reps=row["poor_reps"],
+            mean_similarity=row[f"{measured}mean_similarity"],
         )
 
 
@@ -325,7 +338,7 @@ def _observation(measure: _SideMeasure, *, patient_url: str) -> dict[str, Any]:
     period = {"start": _utc_iso(measure.started_at)}
     if measure.ended_at is not None:
         period["end"] = _utc_iso(measure.ended_at)
-    return {
+    observation: dict[str, Any] = {
         "resourceType": "Observation",
         "id": str(observation_id(session_id=measure.session_id, side=measure.side)),
         "status": "final",
@@ -355,6 +368,15 @@ def _observation(measure: _SideMeasure, *, patient_url: str) -> dict[str, Any]:
         ],
         **_quality_of(measure),
     }
+    if measure.mean_similarity is not None:
+        observation["component"].append(
+            _component(
+                "mean-similarity-to-reference",
+                "Mean similarity to the therapist's reference movement (0-100, DTW)",
+                _score(measure.mean_similarity),
+            )
+        )
+    return observation
 
 
 def _quality_of(measure: _SideMeasure) -> dict[str, Any]:
@@ -404,6 +426,10 @@ def _component(code: str, text: str, quantity: dict[str, Any]) -> dict[str, Any]
 
 def _degrees(value: float) -> dict[str, Any]:
     return {"value": round(value, 1), "unit": "deg", "system": UCUM, "code": "deg"}
+
+
+def _score(value: float) -> dict[str, Any]:
+    return {"value": round(value, 1), "unit": "score", "system": UCUM, "code": "{score}"}
 
 
 def _repetitions(count: int) -> dict[str, Any]:

@@ -196,10 +196,22 @@ def test_each_repetition_is_one_row_with_exact_values(clinic: Clinic) -> None:
         "form_flags": "",
         "quality": "",
         "quality_reasons": "",
+        "similarity": "",
+        "deviating_joints": "",
+        "session_source": "live",
         "session_outcome": "partly_done",
         "pain_nrs": "3",
         "effort_borg": "4.0",
     }
+
+
+def test_the_similarity_to_the_reference_is_exported_per_repetition(clinic: Clinic) -> None:
+    clinic.heel_slide.repetitions.filter(index=1).update(
+        similarity=72.46, deviating_joints=["right knee", "right hip"]
+    )
+    first = export_rows(clinic.patient)[0]
+    assert first["similarity"] == "72.5"
+    assert first["deviating_joints"] == "right knee;right hip"
 
 
 def test_only_completed_sessions_started_within_the_period_are_exported(clinic: Clinic) -> None:
@@ -376,6 +388,20 @@ def test_the_components_carry_mean_rom_best_peak_and_repetitions_per_side(clinic
         "repetitions": (1, "{repetitions}"),
         "poor-quality-repetitions": (0, "{repetitions}"),
     }
+
+
+def test_the_mean_similarity_to_the_reference_is_a_component_when_scored(clinic: Clinic) -> None:
+    clinic.heel_slide.repetitions.filter(index=1).update(similarity=80.0)
+    clinic.heel_slide.repetitions.filter(index=2).update(similarity=70.0)
+    bundle = bundle_of(clinic.patient)
+    Bundle.model_validate(bundle)
+    heel, *others = observations(bundle)
+    similarity = [
+        c for c in heel["component"] if c["code"]["coding"][0]["code"].startswith("mean-similarity")
+    ]
+    assert [c["valueQuantity"]["value"] for c in similarity] == [75.0]
+    assert similarity[0]["valueQuantity"]["code"] == "{score}"
+    assert not any("similarity" in str(obs["component"]) for obs in others)  # no reference
 
 
 def test_a_right_knee_observation_has_the_knee_joint_body_site(clinic: Clinic) -> None:
