@@ -195,6 +195,34 @@ def adherence_figure(progress: Progress) -> go.Figure:
     return fig
 
 
+# --- Similarity to the therapist's reference movement --------------------------------------------
+
+
+def similarity_figure(progress: Progress) -> go.Figure | None:
+    """Each session's mean similarity (0-100) to the therapist's reference movement, one line per
+    exercise and side; None when no session was scored against a reference."""
+    scored = [
+        (series, [p for p in series.points if p.similarity is not None]) for series in progress.rom
+    ]
+    scored = [(series, points) for series, points in scored if points]
+    if not scored:
+        return None
+    fig = go.Figure()
+    for series, points in scored:
+        fig.add_trace(
+            go.Scatter(
+                x=[p.started_at for p in points],
+                y=[p.similarity for p in points],
+                mode="lines+markers",
+                name=series.title,
+                hovertemplate="%{x|%d %b}: %{y:.0f} / 100<extra>" + series.title + "</extra>",
+            )
+        )
+    fig = _layout(fig, title="Similarity to the therapist's reference movement", height=300)
+    fig.update_yaxes(title_text="score (0-100)", range=[0, 100])
+    return fig
+
+
 # --- Pain and effort with ROM --------------------------------------------------------------------
 
 
@@ -360,6 +388,9 @@ def progress_figures(progress: Progress, *, simple: bool = False) -> list[tuple[
         for slug in progress.exercises
     ]
     figures.append(("adherence", adherence_figure(progress)))
+    similarity = similarity_figure(progress)
+    if similarity is not None:
+        figures.append(("similarity", similarity))
     if not simple and progress.wellbeing:
         main = max(progress.rom, key=lambda s: len(s.points), default=None)
         figures.append(("wellbeing", wellbeing_figure(progress.wellbeing, main)))

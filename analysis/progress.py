@@ -40,6 +40,9 @@ class SessionRom:
     # were (`poor`: the session is drawn hollow and no alert rests on it).
     poor_reps: int = 0
     poor: bool = False
+    # The mean 0-100 similarity of the repetitions to the therapist's reference movement
+    # (analysis.similarity); None when none was scored.
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)

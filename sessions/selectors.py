@@ -206,6 +206,7 @@ _PEAKS = {
     "min_low": (Min, "min_deg"),
     "min_mean": (Avg, "min_deg"),
     "min_high": (Max, "min_deg"),
+    "mean_similarity": (Avg, "similarity"),
 }
 _PEAK_AGGREGATES = {
     **{name: function(column) for name, (function, column) in _PEAKS.items()},
@@ -256,6 +257,10 @@ def _peaks(row: dict[str, Any], thresholds: RepThresholds) -> tuple[float, float
     return thresholds.furthest((low, high)), mean, low, high
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def _rom_series(patient: Patient, sessions: Any) -> list[RomSeries]:
     rows = list(_per_session_peaks(Repetition.objects.filter(session__in=sessions)))
     if not rows:
@@ -282,6 +287,7 @@ def _rom_series(patient: Patient, sessions: Any) -> list[RomSeries]:
                 flags=flags.get((row["session_id"], side), {}),
                 poor_reps=row["reps"] - row["trusted_reps"],
                 poor=not row["trusted_reps"],
+                similarity=_rounded(row["trusted_mean_similarity"] or row["mean_similarity"]),
             )
         )
     series = [

@@ -1,19 +1,23 @@
 """The therapist's reference movement in use: the counter's target and first guess come from it,
 and every repetition is scored against it. Real joint traces (tests/fixtures/joint_traces)."""
 
+import datetime
 import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from django.utils import timezone
 
+from analysis.charts import progress_figures
 from analysis.counting import TRACE_HZ
+from analysis.progress import Progress
 from analysis.repetitions import RepetitionMetrics
 from analysis.similarity import ReferenceTemplate, thresholds_from_reference
 from sessions.models import ExerciseSession, ReferenceMovement
 from sessions.references import demonstration_of, reference_in_use
-from sessions.selectors import live_plan
-from sessions.services import rep_record, session_start
+from sessions.selectors import live_plan, progress_of_patient
+from sessions.services import rep_record, session_complete, session_start
 from tests.analysis.test_similarity import clip, half_range
 from tests.conftest import World
 
@@ -100,3 +104,32 @@ def test_the_demonstration_plays_the_landmarks_kept_never_video(world: World) ->
     frames = [[0.5, 0.1] * 33, [0.5, 0.2] * 33]
     without_skeleton.template["demonstration"] = {"fps": 15.0, "frames": frames}
     assert demonstration_of(without_skeleton) == {"fps": 15.0, "frames": frames}
+
+
+def test_the_patients_progress_charts_the_mean_similarity_of_scored_sessions(world: World) -> None:
+    session = world.a.open_session
+    squats = clip(SQUATS)
+    figure_ids = [name for name, _ in progress_figures(_progress(world))]
+    assert "similarity" not in figure_ids  # nothing scored yet
+
+    _store(session, squats.template(leave_out=0))
+    held_out = squats.repetition(0)
+    rep_record(session=session, data=_as_recorded(squats.reps[0], held_out, index=1))
+    rep_record(session=session, data=_as_recorded(squats.reps[0], half_range(held_out), index=2))
+    session_complete(session=session)
+    scores = list(session.repetitions.values_list("similarity", flat=True))
+
+    progress = _progress(world)
+    points = [
+        p for series in progress.rom for p in series.points if p.session_id == str(session.pk)
+    ]
+    assert [p.similarity for p in points] == [pytest.approx(sum(scores) / 2, abs=0.1)]
+    figures = dict(progress_figures(progress))
+    assert list(figures["similarity"].data[0].y) == [points[0].similarity]
+
+
+def _progress(world: World) -> Progress:
+    today = timezone.localdate()
+    return progress_of_patient(
+        patient=world.p, first=today - datetime.timedelta(days=7), last=today
+    )
