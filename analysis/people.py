@@ -23,7 +23,7 @@ than a third of a second; ghosts on objects and half-seen bodies in one sweep do
 """
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -31,12 +31,16 @@ import numpy as np
 from norfair import Detection, Tracker
 from norfair.tracker import TrackedObject
 
-from analysis.kinematics import MIN_VISIBILITY, PoseSeries
+from analysis.exercises import AngleSpace, ExerciseDefinition
+from analysis.filters import DEFAULT_FPS
+from analysis.kinematics import MIN_VISIBILITY, SIDES, PoseSeries, joint_angle_deg
 from analysis.landmarks import Landmark
 from analysis.pose.multi import BODY_POINTS, MultiPoseEngine, PersonInFrame
-from analysis.pose.roi import BOX_MARGIN
+from analysis.pose.roi import BOX_MARGIN, RegionOfInterest, roi_from_keypoints
 from analysis.pose.types import Pose
-from analysis.video import DEFAULT_FPS, OnFrames
+from analysis.similarity import JOINTS
+
+OnFrames = Callable[[int, int], None]  # told (frames done, frames in total or 0 if unknown)
 
 HOLD_S = 0.5  # hidden this long, a person keeps their track; longer, re-identification decides
 INITIALIZATION_S = 0.1  # matched this long before a track gets an id
@@ -342,3 +346,60 @@ def _series(t_s: np.ndarray, poses: dict[int, Pose]) -> PoseSeries:
         series.world[frame] = pose.world
         series.visibility[frame] = pose.visibility
     return series
+
+
+# --- The patient among several people ----------------------------------------------------------
+# A person seen in less of the frames than this share of the most-seen one is passing by.
+PATIENT_MIN_SEEN_SHARE = 0.5
+MOVEMENT_PERCENTILES = (5, 95)  # a joint's range of movement, robust to landmark glitches
+
+
+def choose_patient(
+    tracks: Sequence[PersonTrack], exercise: ExerciseDefinition | None = None
+) -> PersonTrack | None:
+    """Of the people in a recording, the one exercising: among those in view most of the time,
+    the one whose joints move the most (the exercise's own joint when it is known). Not the
+    largest or most central: a companion often stands nearer the camera than the patient."""
+    if not tracks:
+        return None
+    most_seen = max(track.frames_seen for track in tracks)
+    candidates = [t for t in tracks if t.frames_seen >= PATIENT_MIN_SEEN_SHARE * most_seen]
+    return max(candidates, key=lambda track: (movement_deg(track.poses, exercise), -track.track_id))
+
+
+def movement_deg(poses: PoseSeries, exercise: ExerciseDefinition | None) -> float:
+    """How much a person moves: the range of the exercise's joint angle (the wider side), or the
+    summed ranges of the compared joints (analysis.similarity.JOINTS) without an exercise."""
+    angles = [exercise.angle] if exercise is not None else list(JOINTS.values())
+    ranges = [
+        max(_range_deg(joint_angle_deg(poses, angle, side, AngleSpace.IMAGE_2D)) for side in SIDES)
+        for angle in angles
+    ]
+    return sum(ranges)
+
+
+def _range_deg(angle: np.ndarray) -> float:
+    seen = angle[np.isfinite(angle)]
+    if len(seen) < 2:
+        return 0.0
+    low, high = np.percentile(seen, MOVEMENT_PERCENTILES)
+    return float(high - low)
+
+
+def box_around(pose: Pose) -> RegionOfInterest:
+    """The top-down box of a pose, built as BlazePose builds its own: centred on the hips, turned
+    upright along the hips-to-shoulders line, as wide as the circle around every landmark seen."""
+    width, height = pose.image_size
+    seen = pose.visibility >= MIN_VISIBILITY
+    points = pose.pixels[seen] if seen.sum() >= 2 else pose.pixels
+    hips = (pose.pixels[Landmark.LEFT_HIP] + pose.pixels[Landmark.RIGHT_HIP]) / 2
+    shoulders = (pose.pixels[Landmark.LEFT_SHOULDER] + pose.pixels[Landmark.RIGHT_SHOULDER]) / 2
+    radius = float(np.linalg.norm(points - hips, axis=1).max())
+    up = (shoulders - hips) / max(float(np.linalg.norm(shoulders - hips)), 1e-9)
+    circle_point = hips + radius * up
+    return roi_from_keypoints(
+        (hips[0] / width, hips[1] / height),
+        (circle_point[0] / width, circle_point[1] / height),
+        width,
+        height,
+    )

@@ -6,6 +6,7 @@ then the same repetition counter the live sessions use.
 """
 
 import contextlib
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +28,10 @@ from analysis.kinematics import (
     single_side,
     world_space_frames,
 )
+from analysis.landmarks import Landmark
+from analysis.people import OnFrames, box_around, choose_patient, track_people
 from analysis.pose.engine import PoseEngine
+from analysis.pose.types import Pose
 from analysis.quality import quality_measures
 from analysis.repetitions import RepetitionMetrics
 from analysis.similarity import joint_trajectories
@@ -50,8 +54,6 @@ JSON_REP_FIELDS = (
     "quality",
     "quality_reasons",
 )
-
-OnFrames = Callable[[int, int], None]  # told (frames done, frames in total or 0 if unknown)
 
 
 class VideoAnalysisError(Exception):
@@ -95,7 +97,9 @@ def analyze_video(
 ) -> VideoAnalysis:
     fps, total = _open_info(path)
     started = time.perf_counter()
-    poses, frames_with_pose = track_poses(read_frames(path, fps), progress=progress, total=total)
+    poses, frames_with_pose = track_poses(
+        read_frames(path, fps), progress=progress, total=total, exercise=exercise
+    )
     elapsed = time.perf_counter() - started
     if frames_with_pose == 0:
         raise VideoAnalysisError(f"no person found in {path.name}")
@@ -128,41 +132,117 @@ def read_frames(path: Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:
         video.release()
 
 
+class _Rows:
+    """The poses of one person, frame by frame, as PoseSeries rows (NaN where not found)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.pixels: list[np.ndarray] = []
+        self.world: list[np.ndarray] = []
+        self.visibility: list[np.ndarray] = []
+        self.found = 0
+        self.size = (1, 1)  # (width, height) of the frames
+
+    def add(self, t_s: float, pose: Pose | None) -> None:
+        self.times.append(t_s)
+        self.found += pose is not None
+        self.pixels.append(pose.pixels if pose else np.full((33, 2), np.nan))
+        self.world.append(pose.world if pose else np.full((33, 3), np.nan))
+        self.visibility.append(pose.visibility if pose else np.zeros(33))
+
+    def take_over(self, poses: PoseSeries) -> None:
+        """The rows so far become those of `poses` (the same frames)."""
+        self.pixels, self.world = list(poses.pixels), list(poses.world)
+        self.visibility = list(poses.visibility)
+        self.found = int((poses.visibility.max(axis=1) > 0).sum())
+
+    def series(self) -> PoseSeries:
+        if not self.times:
+            return PoseSeries.empty_frames(np.zeros(0))
+        return PoseSeries(
+            t_s=np.array(self.times),
+            pixels=np.array(self.pixels),
+            world=np.array(self.world),
+            visibility=np.array(self.visibility),
+        )
+
+
 def track_poses(
     frames: Iterable[tuple[float, np.ndarray]],
     *,
     progress: OnFrames | None = None,
     total: int = 0,
     engine: PoseEngine | None = None,
+    exercise: ExerciseDefinition | None = None,
 ) -> tuple[PoseSeries, int]:
-    """Run the pose engine (a new one unless given) over timed frames; frames without a person
-    become NaN rows."""
-    times, pixels, world, visibility = [], [], [], []
-    found = 0
+    """The patient's poses in timed frames, with the pose engine (a new one unless given); frames
+    without them become NaN rows. The first CHOOSING_S seconds decide who the patient is: every
+    person there is tracked too, and the engine follows the one exercising (choose_patient), not
+    merely the most prominent one."""
+    rows = _Rows()
+    frames = iter(frames)
+    later: list[tuple[float, np.ndarray]] = []
     with contextlib.nullcontext(engine) if engine else PoseEngine() as engine:
-        for t_s, frame in frames:
-            result = engine.process(frame, t_s)
-            times.append(t_s)
-            if result is None:
-                pixels.append(np.full((33, 2), np.nan))
-                world.append(np.full((33, 3), np.nan))
-                visibility.append(np.zeros(33))
-            else:
-                found += 1
-                pixels.append(result.pixels)
-                world.append(result.world)
-                visibility.append(result.visibility)
+
+        def add(t_s: float, frame: np.ndarray) -> None:
+            rows.size = (frame.shape[1], frame.shape[0])
+            rows.add(t_s, engine.process(frame, t_s))
             if progress is not None:
-                progress(len(times), total)
-    if not times:
-        return PoseSeries.empty_frames(np.zeros(0)), 0
-    series = PoseSeries(
-        t_s=np.array(times),
-        pixels=np.array(pixels),
-        world=np.array(world),
-        visibility=np.array(visibility),
-    )
-    return series, found
+                progress(len(rows.times), total)
+
+        opening = _opening(frames, add, later)
+        patient = choose_patient(track_people(opening), exercise)
+        if patient is not None and not _same_person(rows.series(), patient.poses):
+            rows.take_over(patient.poses)
+            last = _last_pose(patient.poses, rows.size)
+            if last is not None:
+                engine.follow(box_around(last))
+        for t_s, frame in itertools.chain(later, frames):
+            add(t_s, frame)
+    return rows.series(), rows.found
+
+
+# How long the patient is looked for among everyone in view: long enough for a repetition to
+# start, short enough that the extra cost (every person tracked) stays small.
+CHOOSING_S = 3.0
+SAME_PERSON_SHARE = 0.8  # frames whose hips agree, for two series to follow one person
+SAME_PLACE_HEIGHTS = 0.2  # hips this close (in body heights) are the same person's
+
+
+def _opening(
+    frames: Iterator[tuple[float, np.ndarray]],
+    add: Callable[[float, np.ndarray], None],
+    later: list[tuple[float, np.ndarray]],
+) -> Iterator[tuple[float, np.ndarray]]:
+    """The frames of the first CHOOSING_S seconds, each also through the single-person engine
+    (`add`); the first frame after them goes to `later`."""
+    for t_s, frame in frames:
+        if t_s >= CHOOSING_S:
+            later.append((t_s, frame))
+            return
+        add(t_s, frame)
+        yield t_s, frame
+
+
+def _same_person(a: PoseSeries, b: PoseSeries) -> bool:
+    """Whether two series of the same frames follow one person: their hips agree where both
+    see them (nowhere both: not the same)."""
+    hips = (Landmark.LEFT_HIP, Landmark.RIGHT_HIP)
+    centre_a, centre_b = a.pixels[:, hips].mean(axis=1), b.pixels[:, hips].mean(axis=1)
+    height = np.nanmax(np.ptp(a.pixels[:, :, 1], axis=1), initial=1.0)
+    distance = np.linalg.norm(centre_a - centre_b, axis=1)
+    both = np.isfinite(distance)
+    if not both.any():
+        return False
+    return bool((distance[both] <= SAME_PLACE_HEIGHTS * height).mean() >= SAME_PERSON_SHARE)
+
+
+def _last_pose(poses: PoseSeries, size: tuple[int, int]) -> Pose | None:
+    seen = np.flatnonzero(poses.visibility.max(axis=1) > 0)
+    if not len(seen):
+        return None
+    i = int(seen[-1])
+    return Pose(poses.pixels[i], poses.world[i], poses.visibility[i], image_size=size)
 
 
 def count_repetitions(

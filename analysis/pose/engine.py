@@ -79,6 +79,12 @@ class PoseEngine:
         self._landmarker.close()
         self._landmarker = landmark_graph(smooth=self._smooth)
 
+    def follow(self, box: RegionOfInterest) -> None:
+        """Follow the person in `box` from the next frame on (someone chosen outside the engine:
+        the one exercising among several, analysis.people.choose_patient)."""
+        self.forget_person()
+        self._tracking = Tracking(next_box=box, last_seen=box)
+
     def process(self, image_bgr: np.ndarray, timestamp_s: float) -> Pose | None:
         """Landmarks of the followed person in a BGR uint8 (H, W, 3) frame, or None if nobody is
         found. Timestamps are the frames' capture times; they drive the landmark smoothing."""

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from analysis.kinematics import PoseSeries
-from analysis.people import PersonTrack, people_summary, track_people
+from analysis.people import PersonTrack, box_around, choose_patient, people_summary, track_people
+from analysis.pose.engine import PoseEngine
 from analysis.pose.multi import MultiPoseEngine, PersonInFrame, box_in_frame, one_body, sweep_tiles
 from analysis.pose.roi import RegionOfInterest
 from analysis.pose.types import Pose
-from analysis.video import read_frames
+from analysis.video import read_frames, track_poses
 
 ROOT = Path(__file__).resolve().parents[2]
 VIDEOS = ROOT.parent / "shared" / "data" / "multiperson"
@@ -265,3 +266,37 @@ def test_the_engine_keeps_no_more_followers_than_it_may():
             people = engine.process(frame, t_s)
             assert len(people) <= 2 and engine.followed <= 2
         assert engine.followed == 2  # three people in view, two followed
+
+
+@needs_clips
+@pytest.mark.parametrize("clip", CLIPS)
+def test_the_single_person_analysis_follows_the_one_exercising_not_the_nearest(
+    tracked, bench, clip
+):
+    """The woman in grey stands larger and more central; the man beside her is the one moving."""
+    tracks, _ = tracked[clip]
+    track_list = bench.load_track_list(ROOT / "bench" / "tracks" / f"{clip}.json")
+    chosen = choose_patient(tracks)
+    assert chosen is not None
+    assert bench.score_following(chosen.poses, track_list).on_patient == 100
+    poses, found = track_poses(read_frames(VIDEOS / track_list.clip, 60.0))
+    following = bench.score_following(poses, track_list)
+    assert found == 100 and following.on_patient == 100 and not following.wrong
+
+
+def test_a_pose_boxed_again_gives_the_engine_the_box_it_built_itself():
+    """box_around rebuilds the top-down box from landmarks alone (to hand a chosen person to the
+    single-person engine): upright, centred on the hips, holding every landmark."""
+    with PoseEngine() as engine:
+        for t_s, frame in read_frames(SQUATS, 30.0):
+            pose = engine.process(frame, t_s)
+            if pose is not None:
+                break
+    assert pose is not None
+    box = box_around(pose)
+    width, height = pose.image_size
+    hips = (pose.pixels[23] + pose.pixels[24]) / 2
+    assert box.center_px(width, height) == pytest.approx(tuple(hips))
+    assert abs(box.rotation) < 0.3  # standing upright
+    reach = np.linalg.norm(pose.pixels[pose.visibility >= 0.5] - hips, axis=1).max()
+    assert reach <= box.pixel_size(width) / 2 <= 1.5 * reach

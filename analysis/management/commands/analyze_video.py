@@ -193,7 +193,9 @@ def _analyze_with_landmarks(
         poses = patient.poses if patient is not None else None
         found = patient.frames_seen if patient is not None else 0
     else:
-        poses, found = track_poses(frames, progress=progress, total=_frame_count(path))
+        poses, found = track_poses(
+            frames, progress=progress, total=_frame_count(path), exercise=exercise
+        )
         tracks = [PersonTrack(track_id=PATIENT_TRACK_ID, poses=poses)]
     elapsed = time.perf_counter() - started
     if poses is None or found == 0:
