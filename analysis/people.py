@@ -237,6 +237,8 @@ def _region_histogram(hsv: np.ndarray, corners: np.ndarray) -> np.ndarray | None
     height, width = hsv.shape[:2]
     left, top = np.clip(np.floor(polygon.min(axis=0)).astype(int), 0, [width, height])
     right, bottom = np.clip(np.ceil(polygon.max(axis=0)).astype(int) + 1, 0, [width, height])
+    if right - left < 2 or bottom - top < 2:
+        return None  # the region lies outside the picture
     crop = np.ascontiguousarray(hsv[top:bottom, left:right])
     mask = np.zeros(crop.shape[:2], dtype=np.uint8)
     cv2.fillConvexPoly(mask, np.round(polygon - [left, top]).astype(np.int32), (255,))

@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 
 from analysis.kinematics import PoseSeries
-from analysis.people import PersonTrack, box_around, choose_patient, people_summary, track_people
+from analysis.people import (
+    PersonTrack,
+    _region_histogram,
+    box_around,
+    choose_patient,
+    people_summary,
+    track_people,
+)
 from analysis.pose.engine import PoseEngine
 from analysis.pose.multi import MultiPoseEngine, PersonInFrame, box_in_frame, one_body, sweep_tiles
 from analysis.pose.roi import RegionOfInterest
@@ -300,3 +307,13 @@ def test_a_pose_boxed_again_gives_the_engine_the_box_it_built_itself():
     assert abs(box.rotation) < 0.3  # standing upright
     reach = np.linalg.norm(pose.pixels[pose.visibility >= 0.5] - hips, axis=1).max()
     assert reach <= box.pixel_size(width) / 2 <= 1.5 * reach
+
+
+def test_a_body_region_outside_the_picture_has_no_colour():
+    """A person at the edge: their thighs' quadrilateral may lie wholly outside the frame."""
+    hsv = np.zeros((100, 100, 3), dtype=np.uint8)
+    outside = np.array([[120.0, 10.0], [150.0, 10.0], [150.0, 60.0], [120.0, 60.0]])
+    assert _region_histogram(hsv, outside) is None
+    inside = np.array([[10.0, 10.0], [60.0, 10.0], [60.0, 60.0], [10.0, 60.0]])
+    histogram = _region_histogram(hsv, inside)
+    assert histogram is not None and histogram.sum() == pytest.approx(1.0)
