@@ -237,6 +237,25 @@ LIVE_SOCKET_STALE_S = 10.0
 # quarter of the idle timeout).
 LIVE_ACTIVITY_TOUCH_S = 60.0
 
+# --- Uploaded recordings (sessions/uploads.py) ---------------------------------------------------
+# A recording waits here (owner-only, random names) until it is analysed, then it is deleted. Web
+# and Celery workers must share it (docker-compose.yml: the `uploads` volume).
+UPLOAD_DIR = Path(os.environ.get("UPLOAD_DIR") or VAR_DIR / "uploads")
+# Refused while streaming, before the rest is written; checked again on every decoded frame.
+UPLOAD_MAX_BYTES = _positive_int_from_env("UPLOAD_MAX_MB", 200) * 1024 * 1024
+UPLOAD_MAX_DURATION_S = _positive_int_from_env("UPLOAD_MAX_DURATION_S", 10 * 60)
+UPLOAD_MAX_SIDE_PX = _positive_int_from_env("UPLOAD_MAX_SIDE_PX", 3840)  # 4K UHD; 8K is refused
+# An analysis is stopped after this long (Celery's soft time limit), and a file or an unfinished
+# upload older than UPLOAD_ORPHAN_AGE_S was left by a worker that died: swept (it must be longer).
+UPLOAD_ANALYSIS_TIME_LIMIT_S = _positive_int_from_env("UPLOAD_ANALYSIS_TIME_LIMIT_S", 3600)
+UPLOAD_ORPHAN_AGE_S = _positive_int_from_env("UPLOAD_ORPHAN_AGE_S", 2 * 3600)
+if UPLOAD_ORPHAN_AGE_S <= UPLOAD_ANALYSIS_TIME_LIMIT_S:
+    raise ImproperlyConfigured("UPLOAD_ORPHAN_AGE_S must exceed UPLOAD_ANALYSIS_TIME_LIMIT_S")
+CELERY_BEAT_SCHEDULE["uploads-sweep"] = {
+    "task": "sessions.tasks.sweep_uploads",
+    "schedule": crontab(minute="*/15"),
+}
+
 # --- Locale --------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
@@ -329,6 +348,7 @@ RATE_LIMITS = {
     "password_set": {"limit": 30, "per_s": 3600},  # invitation links opened or submitted per IP
     "report_new": {"limit": 10, "per_s": 3600},  # PDF reports requested per therapist
     "export": {"limit": 60, "per_s": 3600},  # CSV, FHIR and PDF downloads per user
+    "upload": {"limit": 20, "per_s": 3600},  # recordings sent for analysis per user
 }
 
 # --- Content-Security-Policy (django-csp) --------------------------------------------------------

@@ -1,10 +1,12 @@
+from typing import Any
 from uuid import UUID
 
 from django.contrib import admin
 from django.db.models import Model
+from django.http import HttpRequest
 
 from audit.admin import AuditedModelAdmin
-from sessions.models import Alert, ExerciseSession, PainReport, Repetition
+from sessions.models import Alert, ExerciseSession, PainReport, Repetition, VideoUpload
 
 
 class RepetitionInline(admin.TabularInline):
@@ -69,3 +71,34 @@ class AlertAdmin(AuditedModelAdmin):
     list_filter = ["kind", ("acknowledged_at", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["patient__user__last_name", "message"]
     list_select_related = ["patient__user"]
+
+
+@admin.register(VideoUpload)
+class VideoUploadAdmin(AuditedModelAdmin):
+    """Read-only: an upload's state is the analysis's to write. The landmarks are shown by size
+    only (a binary archive), and nothing here leads to the video: it is deleted once analysed."""
+
+    list_display = ["created_at", "patient", "exercise", "purpose", "status", "frames_total"]
+    list_filter = ["status", "purpose", "created_at"]
+    search_fields = ["patient__user__last_name", "error"]
+    date_hierarchy = "created_at"
+    list_select_related = ["patient__user", "exercise"]
+    exclude = ["landmarks"]
+    readonly_fields = ["landmarks_size"]
+
+    @admin.display(description="Landmarks")
+    def landmarks_size(self, obj: VideoUpload) -> str:
+        data = VideoUpload.objects.filter(pk=obj.pk).values_list("landmarks", flat=True).first()
+        return f"{len(data):,} bytes (npz)" if data else "none"
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).defer("landmarks")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -5,7 +5,8 @@ import datetime
 import math
 import uuid
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import asdict
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -14,7 +15,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Ceil
 from django.utils import timezone
 
-from analysis.repetitions import SidedRep
+from analysis.repetitions import RepetitionMetrics, SidedRep
 from patients.models import Exercise, Patient, Prescription, Side
 
 
@@ -255,6 +256,12 @@ class Repetition(models.Model):
 
     def __str__(self) -> str:
         return f"set {self.set_number} rep {self.index}: {self.rom_deg:.0f} deg"
+
+    @staticmethod
+    def stored_fields(data: RepetitionMetrics) -> dict[str, Any]:
+        """What a row keeps of a repetition record: not its joint traces, which serve only to
+        score it against the reference movement."""
+        return {k: v for k, v in asdict(data).items() if k != "joint_traces_deg"}
 
 
 # Repetitions whose angle could not be measured reliably (analysis.quality): every reader leaves

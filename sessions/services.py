@@ -4,7 +4,6 @@ import datetime
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -135,11 +134,6 @@ def session_report(
     return report
 
 
-# What a repetition's record holds that its row does not: the joint traces serve only to score it
-# against the reference movement.
-NOT_STORED = frozenset({"joint_traces_deg"})
-
-
 def rep_record(*, session: ExerciseSession, data: RepetitionMetrics) -> Repetition:
     """Store one repetition exactly once: a retried or duplicated call returns the existing row
     (the unique constraint on session, set and index decides)."""
@@ -147,7 +141,7 @@ def rep_record(*, session: ExerciseSession, data: RepetitionMetrics) -> Repetiti
     existing = Repetition.objects.filter(**key).first()
     if existing:
         return existing
-    fields = {k: v for k, v in asdict(data).items() if k not in key and k not in NOT_STORED}
+    fields = {k: v for k, v in Repetition.stored_fields(data).items() if k not in key}
     similarity, deviating_joints = rep_similarity(session=session, data=data)
     rep = Repetition(**key, **fields, similarity=similarity, deviating_joints=deviating_joints)
     rep.full_clean(validate_unique=False)

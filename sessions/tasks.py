@@ -1,10 +1,11 @@
-"""Celery tasks of sessions and alerts: thin, by id, idempotent (for alerts, the unique open alert
-per key decides)."""
+"""Celery tasks of sessions, alerts and uploaded recordings: thin, by id, idempotent (for alerts,
+the unique open alert per key decides; an upload is claimed once)."""
 
 import datetime
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
@@ -12,6 +13,7 @@ from analysis.repetitions import RepetitionMetrics
 from patients.models import Assignment, Patient
 from sessions.models import ExerciseSession
 from sessions.services import alerts_refresh, rep_record
+from sessions.uploads import upload_analyse, uploads_sweep
 
 
 @shared_task(
@@ -70,3 +72,21 @@ def alerts_refresh_all() -> int:
     for patient_id in patient_ids:
         alerts_refresh_patient.delay(str(patient_id))
     return len(patient_ids)
+
+
+@shared_task(
+    # No automatic retry: a failed analysis says why on the upload's page, and its file is gone.
+    # A message delivered twice (a long analysis outlives the broker's visibility timeout) finds
+    # the upload claimed and returns.
+    soft_time_limit=settings.UPLOAD_ANALYSIS_TIME_LIMIT_S,
+)
+def analyse_upload(upload_id: str) -> None:
+    """Analyse an uploaded recording into its result (sessions.uploads.upload_analyse)."""
+    upload_analyse(upload_id=upload_id)
+
+
+@shared_task
+def sweep_uploads() -> int:
+    """Every 15 minutes (CELERY_BEAT_SCHEDULE): files and uploads a crashed worker left behind;
+    the number of files deleted."""
+    return uploads_sweep()

@@ -1,27 +1,39 @@
-"""Patient pages (today's plan, a session, the report afterwards) and the session detail that
-therapist and patient share."""
+"""Patient pages (today's plan, a session, the report afterwards), the session detail that
+therapist and patient share, and uploaded recordings (the forms, the progress page and its
+status)."""
 
+import functools
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from analysis.charts import session_figure
 from analysis.repetitions import per_side, symmetry_pct
 from audit.models import AuditEvent
 from audit.services import audit_record
-from patients.decorators import PatientRequest, patient_required
-from patients.models import Prescription
+from patients.decorators import (
+    PatientRequest,
+    TherapistRequest,
+    patient_required,
+    therapist_required,
+)
+from patients.models import Patient, Prescription
+from patients.selectors import patient_get_for_user
 from sessions import pose_client
 from sessions.consumers import notify_session_ended
-from sessions.forms import PainReportForm
-from sessions.models import ExerciseSession, Repetition
+from sessions.forms import PainReportForm, PatientUploadForm, RecordingForm, TherapistUploadForm
+from sessions.models import ExerciseSession, Repetition, VideoUpload
 from sessions.selectors import (
     live_plan,
     repetitions_of_session,
@@ -29,7 +41,9 @@ from sessions.selectors import (
     today_plan,
 )
 from sessions.services import session_complete, session_report, session_start
+from sessions.uploads import VideoUploadHandler, upload_create, upload_get_for_user
 from web.figures import page_figures
+from web.ratelimit import rate_limited
 
 
 @patient_required
@@ -130,3 +144,105 @@ def report(request: PatientRequest, session_id: UUID) -> HttpResponse:
         messages.success(request, "Thank you. Your therapist will see how it went.")
         return redirect("today")
     return render(request, "sessions/report.html", {"session": session, "form": form})
+
+
+# --- Uploaded recordings -------------------------------------------------------------------------
+def receiving_video(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Streams the request's video to the upload folder (VideoUploadHandler) and deletes it
+    again when the request ends, unless an upload took it over. The handler must be in place
+    before anything reads the body, and the CSRF check reads it: the views are csrf_exempt for
+    the middleware and checked here, after the handler is set (Django's documented pattern)."""
+    protected = csrf_protect(view)
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        handler = VideoUploadHandler(request)
+        request.upload_handlers = [handler]
+        try:
+            return protected(request, *args, handler=handler, **kwargs)
+        finally:
+            handler.discard_unless_kept()
+
+    return wrapper
+
+
+@csrf_exempt  # checked by receiving_video
+@patient_required
+@rate_limited(key="upload", methods={"POST"})
+def upload_new(request: PatientRequest) -> HttpResponse:
+    """A patient uploads a recording of one of today's exercises."""
+    form_kwargs = {"patient": request.patient, "today": timezone.localdate()}
+    return _upload_form(request, PatientUploadForm, form_kwargs, patient=request.patient)
+
+
+@csrf_exempt  # checked by receiving_video
+@therapist_required
+@rate_limited(key="upload", methods={"POST"})
+def upload_for_patient(request: TherapistRequest, patient_id: UUID) -> HttpResponse:
+    """A therapist uploads a clinic recording for one of their patients."""
+    patient = patient_get_for_user(user=request.user, patient_id=patient_id)  # before any byte
+    form_kwargs = {"patient": patient, "therapist": request.therapist}
+    return _upload_form(request, TherapistUploadForm, form_kwargs, patient=patient)
+
+
+@receiving_video
+def _upload_form(
+    request: HttpRequest,
+    form_class: type[RecordingForm],
+    form_kwargs: dict[str, Any],
+    *,
+    patient: Patient,
+    handler: VideoUploadHandler,
+) -> HttpResponse:
+    if request.method != "POST":
+        form = form_class(**form_kwargs)
+    else:
+        form = form_class(request.POST, request.FILES, refusal=handler.refusal, **form_kwargs)
+        if form.is_valid() and form.probe is not None:
+            chosen = form.chosen()
+            upload = upload_create(
+                patient=patient,
+                exercise=chosen.exercise,
+                side=chosen.side,
+                prescription=chosen.prescription,
+                purpose=chosen.purpose,
+                uploaded_by=request.user,
+                video=form.cleaned_data["video"],
+                probe=form.probe,
+            )
+            return redirect("upload_detail", upload_id=upload.pk)
+    context = {"form": form, "patient": patient, "is_own": patient.user_id == request.user.pk}
+    return render(request, "sessions/upload_form.html", context)
+
+
+@login_required
+def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
+    """The upload's progress, then a link to what it became, or why it failed."""
+    upload = upload_get_for_user(user=request.user, upload_id=upload_id)
+    is_own = upload.patient.user_id == request.user.pk
+    return render(request, "sessions/upload_detail.html", {"upload": upload, "is_own": is_own})
+
+
+@login_required
+@never_cache
+def upload_status(request: HttpRequest, upload_id: UUID) -> JsonResponse:
+    """What the progress page polls (static/js/upload.js). Not audited, like report_status: it is
+    polled every second; the session it leads to is audited when viewed."""
+    upload = upload_get_for_user(user=request.user, upload_id=upload_id)
+    return JsonResponse(_status_json(upload))
+
+
+def _status_json(upload: VideoUpload) -> dict[str, Any]:
+    done, total = upload.frames_done, upload.frames_total
+    return {
+        "status": upload.status,
+        "label": upload.get_status_display(),
+        "finished": upload.is_finished,
+        "frames_done": done,
+        "frames_total": total,
+        "percent": min(100, round(100 * done / total)) if total else None,
+        "error": upload.error,
+        "session_url": reverse("session_detail", args=[upload.session_id])
+        if upload.session_id
+        else None,
+    }

@@ -13,6 +13,7 @@ import pytest
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from sessions.models import VideoUpload
 from tests.conftest import CAST, World, client_for
 
 
@@ -46,6 +47,9 @@ MATRIX: dict[str, Route] = {
     "session_live": Route(lambda w: {"session_id": w.a.open_session.pk}, P),
     "session_complete": Route(lambda w: {"session_id": w.a.open_session.pk}, P, "post"),
     "session_report": Route(lambda w: {"session_id": w.a.completed_session.pk}, P),
+    "upload_for_patient": Route(lambda w: {"patient_id": w.p.pk}, A),
+    "upload_detail": Route(lambda w: {"upload_id": _upload(w)}, A | P),
+    "upload_status": Route(lambda w: {"upload_id": _upload(w)}, A | P),
     "report_new": Route(lambda w: {"patient_id": w.p.pk}, A),
     "report_detail": Route(lambda w: {"report_id": w.a.report.pk}, A | P),
     "report_status": Route(lambda w: {"report_id": w.a.report.pk}, A | P),
@@ -58,6 +62,13 @@ MATRIX: dict[str, Route] = {
 NOT_ROLE_SCOPED = {
     "password_set": "token-protected; see tests/patients/test_invitations.py",
 }
+
+
+def _upload(world: World) -> Any:
+    line = _first_line(world)
+    return VideoUpload.objects.create(
+        patient=world.p, prescription=line, exercise=line.exercise, side=line.side
+    ).pk
 
 
 def _object_routes() -> set[str]:
@@ -103,7 +114,7 @@ THERAPIST_PAGES = [
     "exercise_list",
     "exercise_new",
 ]
-PATIENT_PAGES = ["today", "history"]
+PATIENT_PAGES = ["today", "history", "upload_new"]
 
 
 @pytest.mark.parametrize("actor", CAST)

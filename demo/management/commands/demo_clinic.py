@@ -8,7 +8,7 @@ The numbers come from `demo.stories` (pure, seeded); this command turns them int
 
 import datetime
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -246,7 +246,7 @@ def _session_row(
 
 
 def _rep_row(session: ExerciseSession, rep: RepetitionMetrics) -> Repetition:
-    return Repetition(session=session, **asdict(rep))
+    return Repetition(session=session, **Repetition.stored_fields(rep))
 
 
 def _report_row(session: ExerciseSession, pain: stories.PainSample) -> PainReport:
