@@ -23,7 +23,6 @@ import numpy as np
 from dtaidistance import dtw_ndim
 
 from analysis.exercises import (
-    BY_SLUG,
     ELBOW_FLEXION,
     HIP_FLEXION,
     KNEE_FLEXION,
@@ -200,7 +199,8 @@ class ReferenceTemplate:
     range (medians over the repetitions), the median repetition's duration, and the demonstration
     skeleton of the most typical repetition (`representative`)."""
 
-    exercise: str
+    exercise: str  # the exercise's slug (a library one, or a therapist's own)
+    joint: str  # the exercise's own joint ("knee"): it must be seen for a score
     side: str  # "left", "right" or "both": the side the therapist performed with
     repetitions: Mapping[str, np.ndarray]  # joint -> (repetitions, REP_SAMPLES)
     rest_deg: float
@@ -209,10 +209,6 @@ class ReferenceTemplate:
     rep_duration_s: float
     representative: int
     demonstration: SkeletonAnimation
-
-    @property
-    def definition(self) -> ExerciseDefinition:
-        return BY_SLUG[self.exercise]
 
     @property
     def count(self) -> int:
@@ -226,6 +222,7 @@ class ReferenceTemplate:
             {
                 "version": TEMPLATE_VERSION,
                 "exercise": self.exercise,
+                "joint": self.joint,
                 "side": self.side,
                 "rest_deg": self.rest_deg,
                 "peak_deg": self.peak_deg,
@@ -273,8 +270,11 @@ def _finite(value: Any, what: str) -> float:
 def _template_from_data(data: Any) -> ReferenceTemplate:
     if not isinstance(data, dict) or data.get("version") != TEMPLATE_VERSION:
         raise ValueError(f"not a reference template of version {TEMPLATE_VERSION}")
-    if data["exercise"] not in BY_SLUG or data["side"] not in ("left", "right", "both"):
-        raise ValueError("unknown exercise or side")
+    texts = (data["exercise"], data["joint"])
+    if not all(isinstance(text, str) and text for text in texts):
+        raise ValueError("exercise and joint: expected names")
+    if data["side"] not in ("left", "right", "both"):
+        raise ValueError("unknown side")
     reps = data["repetitions"]
     if not isinstance(reps, dict) or set(reps) != set(JOINT_NAMES):
         raise ValueError(f"repetitions: expected the joints {JOINT_NAMES}")
@@ -291,6 +291,7 @@ def _template_from_data(data: Any) -> ReferenceTemplate:
     frames = [_numbers(frame, 66, "demonstration frame") for frame in demo["frames"]]
     return ReferenceTemplate(
         exercise=data["exercise"],
+        joint=data["joint"],
         side=data["side"],
         repetitions={
             name: np.array([_numbers(rep, REP_SAMPLES, name) for rep in reps[name]])
@@ -344,6 +345,7 @@ def reference_from_trajectories(
     thresholds = exercise.thresholds
     return ReferenceTemplate(
         exercise=exercise.slug,
+        joint=exercise.angle.joint,
         side=side,
         repetitions={name: np.array([rep[name] for rep in cut]) for name in JOINT_NAMES},
         rest_deg=round(
@@ -436,7 +438,7 @@ def score_repetition(
     swapped, and joints are named as the patient's. The exercise's own joint must be seen in both
     (on `side`); other joints seen in only one are left out."""
     patient = {n: _resampled(values) for n, values in trajectories.items() if n in JOINT_NAMES}
-    own = _own_joints(template.definition, side)
+    own = _own_joints(template.joint, side)
     references = [template.repetition(index) for index in range(template.count)]
     if _needs_mirroring(template.side, side):
         references = [_mirrored(reference) for reference in references]
@@ -457,10 +459,13 @@ def score_repetition(
     )
 
 
-def _own_joints(exercise: ExerciseDefinition, side: str) -> list[str]:
-    """The joints of the exercise's own angle on the side performed (either side for "both")."""
+def _own_joints(joint: str, side: str) -> list[str]:
+    """The exercise's own joint on the side performed (either side for "both"); none required
+    when it is not among the compared joints (an ankle exercise)."""
+    if joint not in JOINTS:
+        return []
     sides = SIDES if side == "both" else (side,)
-    return [f"{each} {exercise.angle.joint}" for each in sides]
+    return [f"{each} {joint}" for each in sides]
 
 
 # --- Synchronisation of two people ------------------------------------------------------------

@@ -45,6 +45,7 @@ class AuditEvent(models.Model):
         REPORT_DOWNLOADED = "report_downloaded", "Downloaded a progress report (PDF)"
         CSV_EXPORTED = "csv_exported", "Exported repetitions (CSV)"
         FHIR_EXPORTED = "fhir_exported", "Exported observations (FHIR)"
+        LANDMARKS_EXPORTED = "landmarks_exported", "Exported a recording's landmarks"
         # Changes.
         PATIENT_CREATED = "patient_created", "Added the patient"
         PATIENT_CHANGED = "patient_changed", "Changed the patient's details"

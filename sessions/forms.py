@@ -153,7 +153,12 @@ class TherapistUploadForm(RecordingForm):
         choices=[("", "As prescribed"), *Side.choices],
         help_text="For an exercise from the library, choose the side.",
     )
-    purpose = forms.ChoiceField(label="What the recording is for")
+    purpose = forms.ChoiceField(
+        label="What the recording is for",
+        required=False,  # an exercise session unless said otherwise
+        help_text="A reference movement is your own performance, for this patient to follow: "
+        "only its landmarks are kept. Several people: a group or a pair, each measured apart.",
+    )
 
     def __init__(self, *args: Any, patient: Patient, therapist: Therapist, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

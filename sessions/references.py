@@ -20,11 +20,24 @@ from analysis.similarity import (
     score_repetition,
     thresholds_from_reference,
 )
+from analysis.video import count_repetitions
+from patients.models import Exercise, Prescription
 from sessions.models import ExerciseSession, ReferenceMovement, VideoUpload
+from sessions.recordings import Recording, UploadRefused
 
 
 def reference_in_use(*, patient_id: Any, exercise_id: Any) -> ReferenceMovement | None:
     return ReferenceMovement.objects.filter(patient_id=patient_id, exercise_id=exercise_id).first()
+
+
+def target_deg(patient_id: Any, exercise: Exercise, prescription: Prescription | None) -> float:
+    """The angle a session aims for: the peak of the therapist's reference movement for this
+    patient when there is one (what the prescription means for them), else the prescription's,
+    else the exercise's default."""
+    reference = reference_in_use(patient_id=patient_id, exercise_id=exercise.pk)
+    if reference is not None:
+        return reference.target_deg
+    return prescription.target_rom_deg if prescription else exercise.default_target_deg
 
 
 def template_of(reference: ReferenceMovement) -> ReferenceTemplate:
@@ -48,6 +61,18 @@ def reference_record(
         target_deg=target_deg,
         expected_rom_deg=expected_rom_deg,
     )
+
+
+def reference_from_recording(upload: VideoUpload, recording: Recording) -> None:
+    """The finisher of purpose REFERENCE: the therapist's recording becomes the reference movement
+    in use for the patient's exercise."""
+    poses = recording.tracks[0].poses
+    exercise = upload.exercise.definition()
+    _side, reps, _partials = count_repetitions(poses, exercise, side=upload.side)
+    try:
+        upload.reference = reference_record(upload=upload, poses=poses, reps=reps, side=upload.side)
+    except ValueError as error:  # no repetition counted: the message says how to record again
+        raise UploadRefused(str(error).capitalize() + ".") from error
 
 
 def demonstration_of(reference: ReferenceMovement | None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from analysis.exercises import Laterality, sides_in_turn
 from analysis.repetitions import RepetitionMetrics
 from patients.models import Assignment, Patient, Prescription
 from sessions.models import Alert, ExerciseSession, PainReport, Repetition, RepMetrics
-from sessions.references import reference_in_use, rep_similarity
+from sessions.references import rep_similarity, target_deg
 from sessions.selectors import progress_of_patient
 
 
@@ -53,7 +53,7 @@ def session_start(
             started_at=now,
             target_sets=prescription.sets,
             target_reps=prescription.reps,
-            target_rom_deg=_target_deg(patient, prescription),
+            target_rom_deg=target_deg(patient.pk, prescription.exercise, prescription),
             sides_in_turn=len(
                 sides_in_turn(Laterality(prescription.exercise.laterality), prescription.side)
             ),
@@ -61,13 +61,6 @@ def session_start(
         session.full_clean()
         session.save()
     return session
-
-
-def _target_deg(patient: Patient, prescription: Prescription) -> float:
-    """The angle to reach: the peak of the therapist's reference movement for this patient when
-    there is one (it shows what the prescription means for them), else the prescription's."""
-    reference = reference_in_use(patient_id=patient.pk, exercise_id=prescription.exercise_id)
-    return reference.target_deg if reference else prescription.target_rom_deg
 
 
 def session_complete(

@@ -22,7 +22,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,8 +45,10 @@ from analysis.repetitions import RepetitionMetrics
 from analysis.video import DEFAULT_FPS, count_repetitions, read_frames, track_poses
 from patients.models import Exercise, Patient, Prescription
 from patients.selectors import User, get_or_404, visible_to
+from sessions.groups import group_from_recording, people_in_recording
 from sessions.models import ExerciseSession, VideoUpload
-from sessions.references import reference_in_use
+from sessions.recordings import NOBODY, Analyser, Frames, Recording, UploadRefused
+from sessions.references import reference_from_recording, target_deg
 from sessions.selectors import live_plan
 from sessions.services import rep_record, session_complete
 
@@ -54,10 +56,6 @@ logger = logging.getLogger(__name__)
 
 VIDEO_FIELD = "video"  # the form field that carries the file
 ACCEPTED = "MP4, MOV, WebM, MKV or AVI"
-
-
-class UploadRefused(Exception):
-    """The recording cannot be analysed; the message tells the person why, in plain words."""
 
 
 # --- Limits and their messages -------------------------------------------------------------------
@@ -99,10 +97,6 @@ EMPTY = "The file is empty. Choose the recording again."
 UNREADABLE = (
     "The video could not be read: the file is incomplete (cut off while copying?) or damaged. "
     "Upload the original recording."
-)
-NOBODY = (
-    "Nobody could be seen in the recording. Film the whole body, in good light, as the "
-    "exercise's instructions say, and upload it again."
 )
 GONE = "The recording was no longer on the server (it waited too long). Upload it again."
 INTERRUPTED = "The analysis was interrupted (the server stopped). Upload the recording again."
@@ -378,39 +372,6 @@ def _analyse_locally(upload_id: str) -> None:
 
 
 # --- The analysis --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Recording:
-    """What the analysis hands to a finisher: every person followed (one row per frame each),
-    the frame rate and the frame size."""
-
-    tracks: list[PersonTrack]
-    fps: float
-    width: int
-    height: int
-
-    @property
-    def frames(self) -> int:
-        return len(self.tracks[0].poses) if self.tracks else 0
-
-    @property
-    def duration_s(self) -> float:
-        return self.frames / self.fps
-
-
-Frames = Iterable[tuple[float, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class Analyser:
-    """What an upload's purpose does with the frames: `track` follows the people in them (the
-    one exercising unless given), `finish` makes the result from the Recording and links it to
-    the upload (upload.session, .reference or .result), inside the transaction that marks it
-    done. UploadRefused from either fails the upload with its message."""
-
-    finish: Callable[[VideoUpload, Recording], None]
-    track: Callable[[VideoUpload, Frames], list[PersonTrack]] | None = None
-
-
 def track_one_person(upload: VideoUpload, frames: Frames) -> list[PersonTrack]:
     """The person doing the upload's exercise (analysis.video.track_poses), as track 1."""
     poses, found = track_poses(frames, exercise=upload.exercise.definition())
@@ -586,13 +547,6 @@ def _recorded_session(upload: VideoUpload) -> ExerciseSession:
     session_start copies from a prescription (the reference movement's target when there is
     one); a library exercise without a prescription gets one set and its default target."""
     prescription, exercise = upload.prescription, upload.exercise
-    reference = reference_in_use(patient_id=upload.patient_id, exercise_id=exercise.pk)
-    if reference is not None:
-        target_deg = reference.target_deg
-    elif prescription is not None:
-        target_deg = prescription.target_rom_deg
-    else:
-        target_deg = exercise.default_target_deg
     return ExerciseSession(
         patient=upload.patient,
         prescription=prescription,
@@ -602,7 +556,7 @@ def _recorded_session(upload: VideoUpload) -> ExerciseSession:
         started_at=upload.created_at,
         target_sets=prescription.sets if prescription else 1,
         target_reps=prescription.reps if prescription else 1,
-        target_rom_deg=target_deg,
+        target_rom_deg=target_deg(upload.patient_id, exercise, prescription),
         sides_in_turn=len(sides_in_turn(Laterality(exercise.laterality), upload.side)),
     )
 
@@ -621,6 +575,8 @@ def numbered_in_sets(reps: Iterable[RepetitionMetrics], *, per_set: int) -> list
 # (sessions/groups.py) join with one line each; the forms offer the purposes listed here.
 ANALYSERS: dict[str, Analyser] = {
     VideoUpload.Purpose.SESSION: Analyser(finish=session_from_recording),
+    VideoUpload.Purpose.REFERENCE: Analyser(finish=reference_from_recording),
+    VideoUpload.Purpose.GROUP: Analyser(finish=group_from_recording, track=people_in_recording),
 }
 
 
@@ -663,3 +619,9 @@ def uploads_of_patient(*, patient: Patient) -> QuerySet[VideoUpload]:
         .select_related("exercise")
         .order_by("-created_at")
     )
+
+
+def upload_landmarks(*, upload: VideoUpload) -> bytes | None:
+    """The stored landmarks of an upload (left out of the reads above: they run to megabytes)."""
+    data = VideoUpload.objects.filter(pk=upload.pk).values_list("landmarks", flat=True).first()
+    return None if data is None else bytes(data)

@@ -13,4 +13,7 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/upload/", views.upload_for_patient, name="upload_for_patient"),
     path("uploads/<uuid:upload_id>/", views.upload_detail, name="upload_detail"),
     path("uploads/<uuid:upload_id>/status/", views.upload_status, name="upload_status"),
+    path(
+        "uploads/<uuid:upload_id>/landmarks/<slug:fmt>/", views.upload_export, name="upload_export"
+    ),
 ]

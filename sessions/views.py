@@ -3,6 +3,7 @@ therapist and patient share, and uploaded recordings (the forms, the progress pa
 status)."""
 
 import functools
+import hashlib
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -19,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from analysis.charts import session_figure
+from analysis.exports import export_bytes, tracks_from_npz
 from analysis.repetitions import per_side, symmetry_pct
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -33,7 +35,9 @@ from patients.selectors import patient_get_for_user
 from sessions import pose_client
 from sessions.consumers import notify_session_ended
 from sessions.forms import PainReportForm, PatientUploadForm, RecordingForm, TherapistUploadForm
+from sessions.groups import group_compare, reference_choices
 from sessions.models import ExerciseSession, Repetition, VideoUpload
+from sessions.references import demonstration_of
 from sessions.selectors import (
     live_plan,
     repetitions_of_session,
@@ -41,7 +45,12 @@ from sessions.selectors import (
     today_plan,
 )
 from sessions.services import session_complete, session_report, session_start
-from sessions.uploads import VideoUploadHandler, upload_create, upload_get_for_user
+from sessions.uploads import (
+    VideoUploadHandler,
+    upload_create,
+    upload_get_for_user,
+    upload_landmarks,
+)
 from web.figures import page_figures
 from web.ratelimit import rate_limited
 
@@ -217,10 +226,70 @@ def _upload_form(
 
 @login_required
 def upload_detail(request: HttpRequest, upload_id: UUID) -> HttpResponse:
-    """The upload's progress, then a link to what it became, or why it failed."""
+    """The upload's progress, then what it became (a session, a reference movement, or several
+    people's repetitions and how well they move in step), or why it failed."""
     upload = upload_get_for_user(user=request.user, upload_id=upload_id)
     is_own = upload.patient.user_id == request.user.pk
-    return render(request, "sessions/upload_detail.html", {"upload": upload, "is_own": is_own})
+    context: dict[str, Any] = {"upload": upload, "is_own": is_own}
+    if upload.status == VideoUpload.Status.DONE:
+        context["export_formats"] = EXPORT_FORMATS
+        context["demonstration"] = demonstration_of(upload.reference)
+        if upload.purpose == VideoUpload.Purpose.GROUP:
+            context |= _group_context(request, upload)
+    return render(request, "sessions/upload_detail.html", context)
+
+
+# The landmark exports a done upload offers: (format, what it is for).
+EXPORT_FORMATS = (
+    ("coco", "COCO keypoints (JSON)"),
+    ("openpose", "OpenPose BODY_25 (JSON)"),
+    ("trc", "OpenSim markers (.trc)"),
+    ("mot", "OpenSim joint angles (.mot)"),
+)
+
+
+def _group_context(request: HttpRequest, upload: VideoUpload) -> dict[str, Any]:
+    """Everyone against the reference the therapist chose (?reference=...), else the default."""
+    choices = reference_choices(upload)
+    asked = request.GET.get("reference", "")
+    chosen = asked if asked in dict(choices) else upload.result.get("reference", "")
+    upload.landmarks = upload_landmarks(upload=upload)
+    in_step = group_compare(upload, chosen)
+    return {
+        "people": upload.result.get("people", []),
+        "reference_choices": choices,
+        "reference_chosen": chosen,
+        "in_step": in_step,
+        "figures": page_figures(
+            [(f"in-step-{row.track_id}", row.figure) for row in in_step if row.figure]
+        ),
+    }
+
+
+@login_required
+@never_cache
+def upload_export(request: HttpRequest, upload_id: UUID, fmt: str) -> HttpResponse:
+    """The landmarks of an analysed upload in a standard format (analysis.exports), audited with
+    the SHA-256 of the bytes sent, like the other exports."""
+    upload = upload_get_for_user(user=request.user, upload_id=upload_id)
+    landmarks = upload_landmarks(upload=upload)
+    if fmt not in dict(EXPORT_FORMATS) or landmarks is None:
+        raise Http404("No such export.")
+    stored = tracks_from_npz(landmarks)
+    name = f"{upload.exercise.slug}-{upload.created_at:%Y%m%d-%H%M}"
+    content, content_type, file_name = export_bytes(
+        stored.tracks, fmt, image_size=stored.image_size, fps=stored.fps, name=name
+    )
+    audit_record(
+        action=AuditEvent.Action.LANDMARKS_EXPORTED,
+        request=request,
+        obj=upload.patient,
+        sha256=hashlib.sha256(content).hexdigest(),
+        detail=f"{fmt}, recording of {upload.created_at:%Y-%m-%d %H:%M}",
+    )
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    return response
 
 
 @login_required

@@ -309,7 +309,9 @@ def test_a_template_survives_json() -> None:
     [
         lambda d: "not json at all",
         lambda d: json.dumps({**d, "version": 99}),
-        lambda d: json.dumps({**d, "exercise": "cartwheel"}),
+        lambda d: json.dumps({**d, "exercise": ""}),
+        lambda d: json.dumps({**d, "joint": 3}),
+        lambda d: json.dumps({**d, "side": "middle"}),
         lambda d: json.dumps({k: v for k, v in d.items() if k != "rom_deg"}),
         lambda d: json.dumps({**d, "rom_deg": "wide"}),
         lambda d: json.dumps({**d, "rom_deg": math.nan}),

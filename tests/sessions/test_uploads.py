@@ -43,12 +43,6 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SQUATS = FIXTURES / "pose_squats.mp4"  # 65 frames at 5 fps: 2 squats and a 3rd cut off
 
 
-@pytest.fixture(autouse=True)
-def upload_dir(settings: Any, tmp_path: Path) -> Path:
-    settings.UPLOAD_DIR = tmp_path / "uploads"
-    return settings.UPLOAD_DIR
-
-
 def stored_files(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
 

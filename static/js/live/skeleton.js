@@ -2,22 +2,10 @@
 // last pose, and on top of them the measured limb, coloured by its band (in / close / out of the
 // target), with the angle next to its joint. The video is mirrored by CSS, so the drawing is too.
 
+import { BONES, JOINTS } from "../body.js";
 import { degrees, el, finite, state } from "./state.js";
 
 const MIN_VISIBILITY = 0.5;
-
-// BlazePose's 33-landmark topology without the face and the hands.
-const BONES = [
-  [11, 12],
-  [11, 13], [13, 15],
-  [12, 14], [14, 16],
-  [11, 23], [12, 24], [23, 24],
-  [23, 25], [25, 27],
-  [24, 26], [26, 28],
-  [27, 29], [29, 31], [27, 31],
-  [28, 30], [30, 32], [28, 32],
-];
-const JOINTS = [11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32];
 
 let drawQueued = false;
 
