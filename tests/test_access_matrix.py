@@ -9,10 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from analysis.exports import tracks_to_npz
+from analysis.kinematics import PoseSeries
+from analysis.people import PersonTrack
 from sessions.models import VideoUpload
 from tests.conftest import CAST, World, client_for
 
@@ -50,6 +54,7 @@ MATRIX: dict[str, Route] = {
     "upload_for_patient": Route(lambda w: {"patient_id": w.p.pk}, A),
     "upload_detail": Route(lambda w: {"upload_id": _upload(w)}, A | P),
     "upload_status": Route(lambda w: {"upload_id": _upload(w)}, A | P),
+    "upload_export": Route(lambda w: {"upload_id": _analysed_upload(w), "fmt": "coco"}, A | P),
     "report_new": Route(lambda w: {"patient_id": w.p.pk}, A),
     "report_detail": Route(lambda w: {"report_id": w.a.report.pk}, A | P),
     "report_status": Route(lambda w: {"report_id": w.a.report.pk}, A | P),
@@ -69,6 +74,21 @@ def _upload(world: World) -> Any:
     return VideoUpload.objects.create(
         patient=world.p, prescription=line, exercise=line.exercise, side=line.side
     ).pk
+
+
+def _analysed_upload(world: World) -> Any:
+    """An upload whose landmarks are kept: one person standing still for two frames."""
+    upload = VideoUpload.objects.get(pk=_upload(world))
+    still = PoseSeries(
+        t_s=np.array([0.0, 0.1]),
+        pixels=np.full((2, 33, 2), 100.0),
+        world=np.zeros((2, 33, 3)),
+        visibility=np.ones((2, 33)),
+    )
+    upload.landmarks = tracks_to_npz([PersonTrack(1, still)], image_size=(640, 480), fps=10.0)
+    upload.status = VideoUpload.Status.DONE
+    upload.save()
+    return upload.pk
 
 
 def _object_routes() -> set[str]:
