@@ -366,6 +366,30 @@ def session_figure(
     return fig
 
 
+def rep_similarity_figure(
+    reps: Sequence[RepTrace], similarity: Sequence[float | None]
+) -> go.Figure | None:
+    """Each repetition's similarity (0-100) to the therapist's reference movement; None when none
+    was scored."""
+    scored = [
+        (rep, score) for rep, score in zip(reps, similarity, strict=True) if score is not None
+    ]
+    if not scored:
+        return None
+    fig = go.Figure(
+        go.Bar(
+            x=[_rep_label(rep) for rep, _ in scored],
+            y=[score for _, score in scored],
+            marker={"color": TEAL},
+            hovertemplate="%{x}: %{y:.0f} / 100<extra></extra>",
+        )
+    )
+    fig = _layout(fig, title="Like the therapist's reference movement (0-100)", height=260)
+    fig.update_xaxes(tickformat=None, type="category", tickangle=-45)
+    fig.update_yaxes(range=[0, 100], title_text="score")
+    return fig
+
+
 def _rep_colour(rep: RepTrace) -> str:
     return ORANGE if rep.form_flags else BLUE
 

@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
-from analysis.charts import session_figure
+from analysis.charts import rep_similarity_figure, session_figure
 from analysis.exports import export_bytes, tracks_from_npz
 from analysis.repetitions import per_side, symmetry_pct
 from audit.models import AuditEvent
@@ -37,7 +37,7 @@ from sessions.consumers import notify_session_ended
 from sessions.forms import PainReportForm, PatientUploadForm, RecordingForm, TherapistUploadForm
 from sessions.groups import group_compare, reference_choices
 from sessions.models import ExerciseSession, Repetition, VideoUpload
-from sessions.references import demonstration_of
+from sessions.references import demonstration_of, reference_in_use
 from sessions.selectors import (
     live_plan,
     repetitions_of_session,
@@ -93,7 +93,13 @@ def live(request: PatientRequest, session_id: UUID) -> HttpResponse:
         "restS": plan.rest_s,
         "detailUrl": reverse("session_detail", args=[session.pk]),
     }
-    context = {"session": session, "config": config, "form": PainReportForm()}
+    reference = reference_in_use(patient_id=session.patient_id, exercise_id=session.exercise_id)
+    context = {
+        "session": session,
+        "config": config,
+        "form": PainReportForm(),
+        "demonstration": demonstration_of(reference),
+    }
     return render(request, "sessions/live.html", context)
 
 
@@ -108,6 +114,7 @@ def detail(request: HttpRequest, session_id: UUID) -> HttpResponse:
         "is_own": getattr(request.user, "patient", None) == session.patient,
         "report": getattr(session, "pain_report", None),
         "figures": _session_figures(session, repetitions),
+        "scored": any(rep.similarity is not None for rep in repetitions),
     }
     sides = per_side(repetitions, session.exercise.definition().thresholds.direction)
     if len(sides) > 1 or session.sides_in_turn > 1:
@@ -119,8 +126,16 @@ def _session_figures(session: ExerciseSession, repetitions: list[Repetition]) ->
     if not repetitions:
         return []
     labels = session.exercise.definition().form_labels
-    figure = session_figure(repetitions, target_deg=session.target_rom_deg, flag_labels=labels)
-    return page_figures([("session", figure)])
+    figures = [
+        (
+            "session",
+            session_figure(repetitions, target_deg=session.target_rom_deg, flag_labels=labels),
+        )
+    ]
+    similarity = rep_similarity_figure(repetitions, [rep.similarity for rep in repetitions])
+    if similarity is not None:
+        figures.append(("similarity", similarity))
+    return page_figures(figures)
 
 
 @patient_required

@@ -62,15 +62,23 @@ function play(figure) {
   const animation = JSON.parse(source.textContent);
   const frames = animation.frames || [];
   if (!frames.length) return;
-  const ratio = window.devicePixelRatio || 1;
-  canvas.width = Math.round(canvas.clientWidth * ratio);
-  canvas.height = Math.round(canvas.clientHeight * ratio);
-  const place = fitting(canvas);
-  const stepMs = 1000 / (animation.fps || 15);
+  let place = fitting(canvas);
   let index = 0;
   let timer = null;
+  const draw = () => drawFrame(canvas, frames[index], place);
+  // The canvas follows its displayed size (a figure in a hidden section has none until shown).
+  const resize = () => {
+    const ratio = window.devicePixelRatio || 1;
+    canvas.width = Math.round(canvas.clientWidth * ratio);
+    canvas.height = Math.round(canvas.clientHeight * ratio);
+    place = fitting(canvas);
+    draw();
+  };
+  resize();
+  if ("ResizeObserver" in window) new ResizeObserver(resize).observe(canvas);
+  const stepMs = 1000 / (animation.fps || 15);
   const tick = () => {
-    drawFrame(canvas, frames[index], place);
+    draw();
     index = (index + 1) % frames.length;
   };
   const setPlaying = (playing) => {
@@ -81,7 +89,6 @@ function play(figure) {
       button.setAttribute("aria-pressed", playing ? "false" : "true");
     }
   };
-  tick();
   if (button) button.addEventListener("click", () => setPlaying(timer === null));
   setPlaying(!window.matchMedia("(prefers-reduced-motion: reduce)").matches);
 }

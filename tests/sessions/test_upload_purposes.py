@@ -57,6 +57,13 @@ def test_a_therapists_reference_scores_the_patients_repetitions_and_sets_their_t
     assert session is not None and session.target_rom_deg == pytest.approx(reference.target_deg)
     scores = list(session.repetitions.values_list("similarity", flat=True))
     assert len(scores) == 2 and all(score is not None and score >= 80 for score in scores)
+    patient = client_for(world, "patient_p")
+    detail = patient.get(reverse("session_detail", args=[session.pk])).content.decode()
+    assert "Like the reference" in detail and "Like the therapist&#x27;s reference" in detail
+
+    # The live page shows the movement before the camera starts and beside the picture.
+    live = patient.get(reverse("session_live", args=[world.a.open_session.pk])).content.decode()
+    assert live.count('class="reference-demo') == 2 and 'id="reference-demo-data"' in live
 
 
 def test_a_reference_without_a_repetition_fails_with_a_way_forward(
