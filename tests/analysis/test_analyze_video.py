@@ -20,10 +20,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from analysis.exercises import BY_SLUG, LIBRARY
-from analysis.kinematics import PoseSeries
 from analysis.management.commands import analyze_video as analyze_video_command
-from analysis.people import PersonTrack
-from analysis.video import VideoAnalysisError, analyze_video, read_frames, track_poses
+from analysis.video import VideoAnalysisError, analyze_video, read_frames
 from tests.analysis.test_exports import read_mot
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -263,38 +261,24 @@ def test_an_export_keeps_frames_without_anybody_and_the_table_says_where_it_went
     assert empty == [6, 7, 8]
 
 
-def _fake_track_people(frames, *, progress=None, total=0):
-    """Two people: the patient (the single-person engine's poses) and a passer-by seen in a third
-    of the frames, with the ids track_people would give."""
-    patient, _ = track_poses(frames, progress=progress, total=total)
-    seen = np.arange(len(patient)) < len(patient) // 3
-    passer_by = PoseSeries(
-        t_s=patient.t_s,
-        pixels=np.where(seen[:, None, None], patient.pixels + [150.0, 0.0], np.nan),
-        world=np.where(seen[:, None, None], patient.world, np.nan),
-        visibility=np.where(seen[:, None], patient.visibility, 0.0),
-    )
-    return [PersonTrack(track_id=1, poses=passer_by), PersonTrack(track_id=2, poses=patient)]
+LAB_CLIP = ROOT.parent / "shared" / "data" / "multiperson" / "pose2sim_multi_cam01.mp4"
 
 
-def test_people_all_exports_everyone_and_counts_the_person_seen_most(
-    short_clip, tmp_path, monkeypatch
-):
-    monkeypatch.setattr(analyze_video_command, "track_people", _fake_track_people)
-    out = tmp_path / "everyone.zip"
-    everyone = _export_json(short_clip, "mot", out, people="all")
-    patient = _export_json(short_clip, "mot", tmp_path / "patient.mot")
-    assert everyone["export"] == {"format": "mot", "path": str(out), "people": 2}
-    assert patient["export"]["people"] == 1
-    ignore = {"export", "fps_processed"}
-    assert {k: v for k, v in everyone.items() if k not in ignore} == {
-        k: v for k, v in patient.items() if k not in ignore
-    }
-    with zipfile.ZipFile(out) as archive:
-        assert archive.namelist() == ["clip_person1.mot", "clip_person2.mot"]
-        assert archive.read("clip_person2.mot") == (tmp_path / "patient.mot").read_bytes().replace(
-            b"clip\n", b"clip_person2\n", 1
-        )
+@pytest.mark.skipif(not LAB_CLIP.is_file(), reason="needs ../shared/data/multiperson")
+def test_people_all_exports_everyone_and_counts_the_one_exercising(tmp_path):
+    """The lab clip: the patient moves beside a woman standing still and a bystander; every one
+    is exported with their track id, and the repetitions are the patient's (track 2, whom the
+    single-person analysis follows too)."""
+    everyone = _export_json(LAB_CLIP, "coco", tmp_path / "everyone.json", people="all")
+    patient = _export_json(LAB_CLIP, "coco", tmp_path / "patient.json")
+    assert everyone["export"]["people"] == 3 and patient["export"]["people"] == 1
+    annotations = json.loads((tmp_path / "everyone.json").read_text())["annotations"]
+    assert {a["track_id"] for a in annotations} == {1, 2, 3}
+    ours = [a for a in annotations if a["track_id"] == 2]
+    alone = json.loads((tmp_path / "patient.json").read_text())["annotations"]
+    firsts = (ours[0], alone[0])
+    hips = [np.reshape(a["keypoints"], (17, 3))[11:13, :2].mean(axis=0) for a in firsts]
+    assert np.linalg.norm(hips[0] - hips[1]) < 30  # the same person, in pixels
 
 
 def test_people_all_runs_the_multi_person_tracker(tmp_path):

@@ -27,7 +27,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis.exercises import BY_SLUG, ExerciseDefinition
 from analysis.exports import FORMATS, ONE_PERSON_PER_FILE, ExportError, check_suffix, write_export
-from analysis.people import PersonTrack, track_people
+from analysis.people import PersonTrack, choose_patient, track_people
 from analysis.video import (
     OnFrames,
     VideoAnalysis,
@@ -179,7 +179,7 @@ def _analyze_with_landmarks(
 ) -> tuple[VideoAnalysis, _Landmarks]:
     """analysis.video.analyze_video, keeping the landmarks: the patient's series (one pose
     engine), or every person's (track_people) with the repetitions counted on the patient's track
-    (_patient_track). The frames go through pose once."""
+    (choose_patient: the one exercising). The frames go through pose once."""
     fps = video_fps(path)  # a clear VideoAnalysisError for a missing or unreadable file
     sizes: list[tuple[int, int]] = []
     frames = _noting_size(read_frames(path, fps), sizes)
@@ -189,7 +189,7 @@ def _analyze_with_landmarks(
             tracks = track_people(frames, progress=progress, total=_frame_count(path))
         except ValueError as error:  # frames of different sizes
             raise VideoAnalysisError(f"cannot track people in {path.name}: {error}") from error
-        patient = _patient_track(tracks)
+        patient = choose_patient(tracks, exercise)
         poses = patient.poses if patient is not None else None
         found = patient.frames_seen if patient is not None else 0
     else:
@@ -212,14 +212,6 @@ def _analyze_with_landmarks(
         partial_reps=partials,
     )
     return analysis, _Landmarks(tracks=tracks, image_size=sizes[0])
-
-
-def _patient_track(tracks: list[PersonTrack]) -> PersonTrack | None:
-    """Of every tracked person, the one whose repetitions are counted: the one seen in the most
-    frames (the lowest id of equals)."""
-    if not tracks:
-        return None
-    return min(tracks, key=lambda track: (-track.frames_seen, track.track_id))
 
 
 def _noting_size(
