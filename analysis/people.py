@@ -351,8 +351,9 @@ def _series(t_s: np.ndarray, poses: dict[int, Pose]) -> PoseSeries:
 
 
 # --- The patient among several people ----------------------------------------------------------
-# A person seen in less of the frames than this share of the most-seen one is passing by.
-PATIENT_MIN_SEEN_SHARE = 0.5
+# A person seen in less of the frames than this share of the most-seen one is passing by (or a
+# ghost of the detector on a patch of floor or furniture, which moves erratically).
+PATIENT_MIN_SEEN_SHARE = 0.8
 MOVEMENT_PERCENTILES = (5, 95)  # a joint's range of movement, robust to landmark glitches
 
 

@@ -206,7 +206,7 @@ def track_poses(
 # start, short enough that the extra cost (every person tracked) stays small.
 CHOOSING_S = 3.0
 SAME_PERSON_SHARE = 0.8  # frames whose hips agree, for two series to follow one person
-SAME_PLACE_HEIGHTS = 0.2  # hips this close (in body heights) are the same person's
+SAME_PLACE_SIZES = 0.2  # hips this close (in body sizes) are the same person's
 
 
 def _opening(
@@ -229,12 +229,12 @@ def _same_person(a: PoseSeries, b: PoseSeries) -> bool:
     see them (nowhere both: not the same)."""
     hips = (Landmark.LEFT_HIP, Landmark.RIGHT_HIP)
     centre_a, centre_b = a.pixels[:, hips].mean(axis=1), b.pixels[:, hips].mean(axis=1)
-    height = np.nanmax(np.ptp(a.pixels[:, :, 1], axis=1), initial=1.0)
+    size = np.nanmax(np.ptp(a.pixels, axis=1), initial=1.0)  # the body's extent, lying or standing
     distance = np.linalg.norm(centre_a - centre_b, axis=1)
     both = np.isfinite(distance)
     if not both.any():
         return False
-    return bool((distance[both] <= SAME_PLACE_HEIGHTS * height).mean() >= SAME_PERSON_SHARE)
+    return bool((distance[both] <= SAME_PLACE_SIZES * size).mean() >= SAME_PERSON_SHARE)
 
 
 def _last_pose(poses: PoseSeries, size: tuple[int, int]) -> Pose | None:
