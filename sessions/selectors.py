@@ -27,7 +27,7 @@ from patients.selectors import (
     visible_to,
 )
 from sessions.models import GRADED_POOR, Alert, ExerciseSession, PainReport, Repetition
-from sessions.references import reference_in_use
+from sessions.references import reference_in_use, target_deg
 
 
 def session_get_for_user(*, user: User, session_id: UUID) -> ExerciseSession:
@@ -60,6 +60,7 @@ class PlanItem:
     done_this_week: int
     done_today: bool
     open_session: ExerciseSession | None
+    target_deg: float  # the prescription's, or the reference movement's (references.target_deg)
 
     @property
     def week_complete(self) -> bool:
@@ -104,6 +105,7 @@ def today_plan(*, patient: Patient, today: datetime.date) -> list[PlanItem]:
             done_this_week=per_line[line.pk],
             done_today=line.pk in today_lines,
             open_session=open_sessions.get(line.pk),
+            target_deg=target_deg(patient.pk, line.exercise, line),
         )
         for assignment in assignments
         for line in assignment.protocol.prescriptions.all()

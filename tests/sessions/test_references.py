@@ -16,7 +16,7 @@ from analysis.repetitions import RepetitionMetrics
 from analysis.similarity import ReferenceTemplate, thresholds_from_reference
 from sessions.models import ExerciseSession, ReferenceMovement
 from sessions.references import demonstration_of, reference_in_use
-from sessions.selectors import live_plan, progress_of_patient
+from sessions.selectors import live_plan, progress_of_patient, today_plan
 from sessions.services import rep_record, session_complete, session_start
 from tests.analysis.test_similarity import clip, half_range
 from tests.conftest import World
@@ -90,6 +90,10 @@ def test_the_newest_reference_sets_the_target_and_the_first_guess_of_the_range(
         reference_in_use(patient_id=session.patient_id, exercise_id=session.exercise_id) == newest
     )
 
+    plan = {
+        item.prescription: item for item in today_plan(patient=world.p, today=timezone.localdate())
+    }
+    assert plan[prescription].target_deg == pytest.approx(newest.target_deg)  # Today says so too
     started = session_start(patient=session.patient, prescription=prescription)
     assert started.target_rom_deg == pytest.approx(newest.target_deg)
     assert started.target_rom_deg != prescription.target_rom_deg
