@@ -32,14 +32,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from rep_accuracy import DEFAULT_LABELS, Clip, live_poses, load_clips, offline_poses  # noqa: E402
 
 from analysis.exercises import BY_SLUG, ExerciseDefinition  # noqa: E402
-from analysis.filters import butterworth_zero_phase  # noqa: E402
+from analysis.filters import sample_rate_hz, smooth_recorded  # noqa: E402
 from analysis.form import RULES, Judgement, fault_value, form_measures, threshold_for  # noqa: E402
 from analysis.kinematics import PoseSeries, single_side  # noqa: E402
 from analysis.live_replay import track_live  # noqa: E402
 from analysis.pose.types import Pose  # noqa: E402
 from analysis.repetitions import RepetitionMetrics  # noqa: E402
 from analysis.tracker import Plan  # noqa: E402
-from analysis.video import SMOOTHING_CUTOFF_HZ, count_repetitions  # noqa: E402
+from analysis.video import count_repetitions  # noqa: E402
 
 PATHS = ("offline", "live")
 
@@ -94,11 +94,8 @@ def score(clip: Clip, use_cache: bool) -> Result:
 
 def _filtered(measures: dict[str, np.ndarray], t_s: np.ndarray) -> dict[str, np.ndarray]:
     """As analysis.video filters them."""
-    fs = float(1 / np.median(np.diff(t_s))) if len(t_s) > 1 else 30.0
-    return {
-        name: butterworth_zero_phase(values, fs_hz=fs, cutoff_hz=SMOOTHING_CUTOFF_HZ)
-        for name, values in measures.items()
-    }
+    fs = sample_rate_hz(t_s)
+    return {name: smooth_recorded(values, fs) for name, values in measures.items()}
 
 
 def _series(served: list[tuple[float, Pose | None]]) -> PoseSeries:
