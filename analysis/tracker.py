@@ -11,9 +11,13 @@ Pure and synchronous; the websocket consumer feeds it and sends what it returns.
     DONE      all sets done
 
 Placement guides, it does not block: only measured limbs out of view stop the count (the page
-says what to change once that has lasted PLACED_S). A camera view other than the exercise's own
-keeps counting, with the angle taken from the world landmarks (analysis.kinematics), and
-`advice` says how to improve the set-up.
+says what to change once that has lasted PLACED_S). So does a pose engine that cannot tell the
+person in view to be the patient (identity "uncertain", analysis.pose.identity): it sends no pose
+then, so nothing of someone else is measured, and once that has lasted SOMEONE_ELSE_S the page
+says that counting is paused until the patient is alone in view (`paused`); it clears as soon as
+the patient is recognised again. A camera view other than the exercise's own keeps counting,
+with the angle taken from the world landmarks (analysis.kinematics), and `advice` says how to
+improve the set-up.
 """
 
 import math
@@ -22,7 +26,13 @@ from enum import StrEnum
 
 import numpy as np
 
-from analysis.counting import HOLD_BAND_DEG, PartialRepetition, RepetitionCounter, Sample
+from analysis.counting import (
+    HOLD_BAND_DEG,
+    JOINT_PREFIX,
+    PartialRepetition,
+    RepetitionCounter,
+    Sample,
+)
 from analysis.exercises import AngleSpace, CameraView, ExerciseDefinition, sides_in_turn
 from analysis.filters import OneEuroFilter
 from analysis.form import form_measures
@@ -36,9 +46,10 @@ from analysis.kinematics import (
     single_side,
 )
 from analysis.landmarks import sided_landmark
-from analysis.pose.types import Pose
+from analysis.pose.types import IdentityState, Pose
 from analysis.quality import GOOD_OBLIQUITY_DEG, quality_measures
 from analysis.repetitions import RepetitionMetrics
+from analysis.similarity import raw_joint_angles
 
 PLACED_S = 1.0  # placement must hold this long before the countdown starts
 COUNTDOWN_S = 3.0
@@ -52,6 +63,12 @@ EDGE_MARGIN = 0.02  # landmarks this close to the image border count as out of v
 VIEW_ADVICE_FROM_DEG = GOOD_OBLIQUITY_DEG + 5.0
 VIEW_ADVICE_UNTIL_DEG = GOOD_OBLIQUITY_DEG
 VIEW_AVERAGE_S = 1.0
+# The engine withholds a frame or two that do not look like the patient (an arm across the torso);
+# only a doubt that lasts is worth telling the patient about.
+SOMEONE_ELSE_S = 0.5
+SOMEONE_ELSE_MESSAGE = (
+    "Someone else is in view — counting is paused until only you are in front of the camera"
+)
 # One Euro settings for joint angles in degrees: steady when still, little lag when moving.
 LIVE_MIN_CUTOFF_HZ = 1.0
 LIVE_BETA = 0.05
@@ -108,6 +125,8 @@ class Feedback:
     not_counted: str | None = None  # why the partial did not count, for the patient
     set_finished: bool = False
     side: str = "both"  # the side measured now: "left", "right", or "both" (either or both limbs)
+    identity: IdentityState = "confirmed"  # the pose engine's: is the person in view the patient?
+    paused: str | None = None  # why counting is paused though someone is in view, for the patient
 
 
 class ExerciseTracker:
@@ -125,6 +144,8 @@ class ExerciseTracker:
         self.stage = Stage.COUNTING if countdown_done else Stage.PLACING
         self._placed_since: float | None = None
         self._problem_since: float | None = None
+        self._uncertain_since: float | None = None  # since when the engine doubts who is in view
+        self._paused_said = False
         self._stage_since = 0.0
         self._last_cue_at = -math.inf
         self._filters = {
@@ -155,15 +176,23 @@ class ExerciseTracker:
     def measured_side(self) -> str:
         return self.counter.side
 
-    def update(self, t_s: float, pose: Pose | None) -> Feedback:
+    def update(
+        self, t_s: float, pose: Pose | None, identity: IdentityState = "confirmed"
+    ) -> Feedback:
+        """One frame's pose and the engine's identity status (see analysis.pose.types)."""
         feedback = Feedback(self.stage, self.set_number, self.reps_in_set, side=self.measured_side)
+        feedback.identity = identity
         if self.stage is Stage.DONE:
             return feedback
+        uncertain = identity == "uncertain"
+        if uncertain:
+            pose = None  # nothing is measured on someone who may not be the patient
+        self._watch_identity(t_s, uncertain, feedback)
         # Before and during the set (and while resting): how to turn for a measurable view.
         feedback.advice = VIEW_ADVICE.get(self._view.update(t_s, pose) or "")
         if self.stage is Stage.RESTING:
             return self._rest(t_s, feedback)
-        problem = placement_problem(pose, self.plan) if pose is not None else "no_person"
+        problem = _problem(pose, self.plan, uncertain)
         if self.stage is Stage.PLACING:
             return self._place(t_s, problem, feedback)
         if self.stage is Stage.COUNTDOWN:
@@ -187,11 +216,23 @@ class ExerciseTracker:
         self.stage = feedback.stage = stage
         self._stage_since = t_s
 
+    def _watch_identity(self, t_s: float, uncertain: bool, feedback: Feedback) -> None:
+        """`paused` once the engine has doubted for SOMEONE_ELSE_S, said once when it starts."""
+        if not uncertain:
+            self._uncertain_since = None
+            return
+        if self._uncertain_since is None:
+            self._uncertain_since, self._paused_said = t_s, False
+        if t_s - self._uncertain_since >= SOMEONE_ELSE_S:
+            feedback.paused = SOMEONE_ELSE_MESSAGE
+            if not self._paused_said:
+                self._cue(t_s, feedback, SOMEONE_ELSE_MESSAGE, force=True)
+                self._paused_said = True
+
     def _place(self, t_s: float, problem: str | None, feedback: Feedback) -> Feedback:
         if problem is not None:
             self._placed_since = None
-            feedback.placement = PLACEMENT_MESSAGES[problem]
-            self._cue(t_s, feedback, PLACEMENT_MESSAGES[problem])
+            self._tell(t_s, PLACEMENT_MESSAGES.get(problem), feedback)
             return feedback
         if self._placed_since is None:
             self._placed_since = t_s
@@ -209,8 +250,13 @@ class ExerciseTracker:
         if self._problem_since is None:
             self._problem_since = t_s
         if t_s - self._problem_since >= PLACED_S:
-            feedback.placement = PLACEMENT_MESSAGES[problem]
-            self._cue(t_s, feedback, PLACEMENT_MESSAGES[problem])
+            self._tell(t_s, PLACEMENT_MESSAGES.get(problem), feedback)
+
+    def _tell(self, t_s: float, placement: str | None, feedback: Feedback) -> None:
+        """A placement message on the page and in the voice (none while `paused` says more)."""
+        if placement is not None:
+            feedback.placement = placement
+            self._cue(t_s, feedback, placement)
 
     def _rest(self, t_s: float, feedback: Feedback) -> Feedback:
         remaining = self.plan.rest_s - (t_s - self._stage_since)
@@ -310,6 +356,8 @@ class ExerciseTracker:
                 angles[space, side] = self._filters[space, side](t_s, raw)
         side = single_side(self.counter.side)  # in turn: the limb exercising now
         measured = form_measures(series, side) | quality_measures(series, exercise)
+        # Each repetition's joint angles, to compare it with a therapist's reference movement.
+        measured |= {JOINT_PREFIX + n: v for n, v in raw_joint_angles(series, exercise).items()}
         measures = {name: float(values[0]) for name, values in measured.items()}
         return Sample(t_s, angles[chosen, "left"], angles[chosen, "right"], measures)
 
@@ -333,6 +381,14 @@ VIEW_ADVICE = {  # counting goes on: the patient sees it, the advice stays short
     "turn_side": "For a more accurate angle, turn sideways to the camera",
     "turn_front": "For a more accurate angle, face the camera",
 }
+
+
+def _problem(pose: Pose | None, plan: Plan, uncertain: bool) -> str | None:
+    """What keeps the movement from being measured: a key of PLACEMENT_MESSAGES, or
+    "someone_else" (the page's `paused` says it), or None."""
+    if uncertain:
+        return "someone_else"
+    return placement_problem(pose, plan) if pose is not None else "no_person"
 
 
 def placement_problem(pose: Pose, plan: Plan) -> str | None:

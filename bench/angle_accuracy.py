@@ -207,7 +207,7 @@ def landmark(engine: PoseEngine, image_bgr: np.ndarray, person: Person) -> Pose 
     engine's fallback, the detector on the whole picture, may find somebody else)."""
     height, width = image_bgr.shape[:2]
     roi = box_roi(person.box, width, height)
-    result, _ = engine.estimate(image_bgr, 0.0, Tracking(next_box=roi))
+    result, _ = engine.estimate(image_bgr, 0.0, Tracking(next_box=roi, chosen=True))
     return result if result is not None and result.tracked else None
 
 

@@ -41,7 +41,7 @@ from analysis.video import count_repetitions, read_frames, track_poses, video_fp
 
 DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "devset" / "labels.json"
 CACHE = ROOT / "var" / "pose-cache"
-CACHE_VERSION = "3"  # bump when the pose engine's output changes
+CACHE_VERSION = "4"  # bump when the pose engine's output changes
 
 
 @dataclass(frozen=True)

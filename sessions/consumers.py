@@ -185,7 +185,8 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
                 continue
             self.tracking = answer["tracking"]
             pose = answer["pose"]
-            feedback = self.tracker.update(t_s, pose_from_wire(pose))
+            identity = answer.get("identity", "confirmed")
+            feedback = self.tracker.update(t_s, pose_from_wire(pose), identity)
             await self.send_message(
                 protocol.pose_message(frame.sequence, pose, feedback, self.dropped)
             )

@@ -36,9 +36,16 @@ Server -> client (always text, JSON with a ``type``)
               (in, close, out or null), ``hold`` (s), ``countdown`` and ``rest`` (s or null),
               ``placement`` (what keeps the movement from being measured, or null), ``advice``
               (how to improve the set-up while counting goes on, or null), ``side`` (the side
-              measured now: left, right, or both) and ``dropped``
-              (frames replaced before they were processed, since connecting: the page lowers
-              its rate when it grows)
+              measured now: left, right, or both), ``identity`` (whether the person in view is
+              the patient, analysis.pose.types.IdentityState: enrolling, while their first
+              frames teach who they are; confirmed; uncertain, when someone else is in view and
+              the patient cannot be told apart: no landmarks then, nothing is counted),
+              ``paused`` (null, or once identity has been uncertain for 0.5 s,
+              analysis.tracker.SOMEONE_ELSE_S, the text to show instead of ``placement`` until
+              the patient is recognised again: "Someone else is in view — counting is paused
+              until only you are in front of the camera"; a ``cue`` says it once) and
+              ``dropped`` (frames replaced before they were processed, since connecting: the
+              page lowers its rate when it grows)
 ``rep``       a counted repetition: set, index, rom, min, max (deg), duration, hold (s), form
               (labels of its form flags)
 ``partial``   a movement that did not count: set, peak (deg), ``reason`` (short: not far enough;
@@ -269,6 +276,8 @@ def pose_message(
         "placement": feedback.placement,
         "advice": feedback.advice,
         "side": feedback.side,
+        "identity": feedback.identity,
+        "paused": feedback.paused,
         "dropped": dropped,
     }
 

@@ -10,7 +10,7 @@ imports only numpy.
 """
 
 from dataclasses import dataclass
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 import numpy as np
 
@@ -83,11 +83,41 @@ class BoxWire(TypedDict):
     rotation: float
 
 
+# Whether the person a stream follows is the one it started on (analysis.pose.identity), the
+# PoseAnswer's `identity`:
+#   "enrolling"  the engine is learning who they are (their first frames alone in view, torso
+#                seen); a pose is theirs as far as it knows
+#   "confirmed"  the pose matches the person learnt; no pose: nobody is in view
+#   "uncertain"  no pose, so that nothing is measured on someone else: the person in view does not
+#                look like the one learnt (withheld, even for a frame or two), nobody in view
+#                matches, two match about equally, or, before anyone was learnt, someone else is
+#                in view too
+IdentityState = Literal["enrolling", "confirmed", "uncertain"]
+
+
+class IdentityWire(TypedDict):
+    """A person's signature (analysis.pose.identity.Signature): the colour histograms of their
+    torso and thighs (28 shares each, or empty: not learnt) and how many frames each was learnt
+    from."""
+
+    torso: list[float]
+    thighs: list[float]
+    torso_frames: int
+    thigh_frames: int
+
+
 class TrackingWire(TypedDict):
-    """A stream's tracking state (analysis.pose.engine.Tracking); it travels with every frame."""
+    """A stream's tracking state (analysis.pose.engine.Tracking); it travels with every frame.
+    The keys after `last_seen` may be missing (a state from before they existed): no signature,
+    learning starts afresh."""
 
     next_box: BoxWire | None
     last_seen: BoxWire | None
+    identity: NotRequired[IdentityWire | None]
+    status: NotRequired[IdentityState]
+    doubts: NotRequired[int]  # frames in a row that did not look like the person
+    waiting: NotRequired[int]  # frames alone still needed after someone else was seen
+    chosen: NotRequired[bool]  # the person was chosen outside the engine (PoseEngine.follow)
 
 
 class PoseRequest(TypedDict):
@@ -103,11 +133,14 @@ class PoseRequest(TypedDict):
 
 
 class PoseAnswer(TypedDict, total=False):
-    """A worker's answer to one frame: either `pose` (None: nobody found) and `tracking`, or
-    `error` (a code) and `message` (for the patient)."""
+    """A worker's answer to one frame: either `pose` (None: nobody found, or nobody who is the
+    followed person), `tracking` and `identity` (IdentityState: "uncertain" means the pose was
+    withheld because the person in view could not be told to be the followed one), or `error` (a
+    code) and `message` (for the patient)."""
 
     pose: PoseWire | None
     tracking: TrackingWire
+    identity: IdentityState
     error: str
     message: str
 

@@ -1,8 +1,9 @@
 """What a pose worker does with one frame of a live stream, whichever process it runs in.
 
-A worker is stateless between frames: the stream's Tracking (the box to look in next and where
-the person was last seen) arrives with each frame and goes back with the answer, so any worker
-can serve any frame of any stream and a stream survives a worker's death. Requests and replies
+A worker is stateless between frames: the stream's Tracking (the box to look in next, where the
+person was last seen, and who they are: their signature and how sure the engine is) arrives with
+each frame and goes back with the answer, so any worker can serve any frame of any stream and a
+stream survives a worker's death. Requests and replies
 are plain dicts of JSON-able values (plus the frame bytes), ready for a channel layer or a process
 pool; their shapes are in analysis.pose.types.
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 from analysis.pose.engine import PoseEngine, Tracking
 from analysis.pose.frames import FrameError, decode_frame
+from analysis.pose.identity import IdentityStatus, signature_from_wire, signature_to_wire
 from analysis.pose.roi import RegionOfInterest
 from analysis.pose.types import BoxWire, PoseAnswer, TrackingWire
 
@@ -22,7 +24,8 @@ logger = logging.getLogger(__name__)
 def serve_frame(
     engine: PoseEngine, frame: bytes, timestamp_s: float, tracking: TrackingWire | None
 ) -> PoseAnswer:
-    """{"pose": {...} or None, "tracking": {...}} or {"error": code, "message": text}."""
+    """{"pose": {...} or None, "tracking": {...}, "identity": status} or {"error": code,
+    "message": text}."""
     image = decode_frame(frame)
     if isinstance(image, FrameError):
         return {"error": image.value, "message": image.message}
@@ -30,13 +33,20 @@ def serve_frame(
     return {
         "pose": pose.to_wire() if pose is not None else None,
         "tracking": tracking_to_dict(next_tracking),
+        "identity": next_tracking.status.value,
     }
 
 
 def tracking_to_dict(tracking: Tracking) -> TrackingWire:
+    identity = tracking.identity
     return {
         "next_box": _box_to_dict(tracking.next_box) if tracking.next_box else None,
         "last_seen": _box_to_dict(tracking.last_seen) if tracking.last_seen else None,
+        "identity": signature_to_wire(identity) if identity is not None else None,
+        "status": tracking.status.value,
+        "doubts": tracking.doubts,
+        "waiting": tracking.waiting,
+        "chosen": tracking.chosen,
     }
 
 
@@ -51,10 +61,38 @@ def _box_to_dict(box: RegionOfInterest) -> BoxWire:
 
 
 def tracking_from_dict(data: TrackingWire | None) -> Tracking:
-    """Tolerant of anything: a malformed state only costs a fresh detection."""
+    """Tolerant of anything: a malformed box only costs a fresh detection, a malformed signature
+    a fresh start at learning who the person is."""
     if not isinstance(data, dict):
         return Tracking()
-    return Tracking(next_box=_box(data.get("next_box")), last_seen=_box(data.get("last_seen")))
+    identity = signature_from_wire(data.get("identity"))
+    return Tracking(
+        next_box=_box(data.get("next_box")),
+        last_seen=_box(data.get("last_seen")),
+        identity=identity,
+        status=_status(data.get("status"), identity is not None),
+        doubts=_frames(data.get("doubts")),
+        waiting=_frames(data.get("waiting")),
+        chosen=data.get("chosen") is True,
+    )
+
+
+def _status(value: Any, has_identity: bool) -> IdentityStatus:
+    """The stream's status; without a signature nothing is confirmed: learning starts again."""
+    try:
+        status = IdentityStatus(value)
+    except ValueError:
+        status = IdentityStatus.ENROLLING
+    if not has_identity and status is IdentityStatus.CONFIRMED:
+        return IdentityStatus.ENROLLING
+    return status
+
+
+def _frames(value: Any) -> int:
+    """A count of frames (anything else: none)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1000:
+        return value
+    return 0
 
 
 def _box(data: Any) -> RegionOfInterest | None:

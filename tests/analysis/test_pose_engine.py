@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from analysis.pose.engine import PoseEngine, Tracking
+from analysis.pose.engine import ALONE_FRAMES, MISMATCH_FRAMES, PoseEngine, Tracking
+from analysis.pose.identity import ENROL_FRAMES, IdentityStatus
 from analysis.pose.models import LANDMARK_MODEL, PoseModelMissingError
 from analysis.pose.roi import RegionOfInterest
 
@@ -41,6 +42,12 @@ def _two_people(photo: np.ndarray, *, with_big_one: bool = True) -> np.ndarray:
     return scene
 
 
+def _big_one_alone(photo: np.ndarray) -> np.ndarray:
+    scene = _two_people(photo)
+    scene[:, :425] = 128
+    return scene
+
+
 def test_it_agrees_with_mediapipe_on_the_reference_photo(engine, photo):
     reference = _photo_reference()
     result = engine.process(photo, 0.0)
@@ -71,18 +78,26 @@ def test_it_agrees_with_mediapipe_on_every_frame_of_the_squat_video(engine):
     assert result.tracked
 
 
-def test_it_starts_on_the_largest_most_central_person(engine, photo):
-    result = engine.process(_two_people(photo), 0.0)
-    assert result is not None
-    center_x = result.pixels[:, 0].mean()
-    assert 425 < center_x < 975
+def test_with_two_people_in_view_from_the_start_it_cannot_tell_whom_to_follow(engine, photo):
+    """Whom to learn is unknown while someone else stands there too: no pose, "uncertain". The
+    box is kept on the largest, most central person; once they have been alone for
+    ALONE_FRAMES frames in a row, they are followed."""
+    for frame in range(3):
+        assert engine.process(_two_people(photo), frame / 10) is None
+        assert engine.status is IdentityStatus.UNCERTAIN
+    alone = [engine.process(_big_one_alone(photo), 0.3 + frame / 10) for frame in range(10)]
+    assert alone[: ALONE_FRAMES - 1] == [None] * (ALONE_FRAMES - 1)
+    assert all(pose is not None and pose.tracked for pose in alone[ALONE_FRAMES - 1 :])
+    assert all(425 < pose.pixels[:, 0].mean() < 975 for pose in alone if pose is not None)
+    assert engine.status is IdentityStatus.CONFIRMED
 
 
 def test_it_keeps_following_its_person_when_someone_larger_walks_in(engine, photo):
-    for frame in range(5):
+    for frame in range(ENROL_FRAMES):
         alone = engine.process(_two_people(photo, with_big_one=False), frame / 10)
         assert alone is not None and alone.pixels[:, 0].mean() < 400
-    for frame in range(5, 10):
+    assert engine.status is IdentityStatus.CONFIRMED
+    for frame in range(ENROL_FRAMES, ENROL_FRAMES + 5):
         followed = engine.process(_two_people(photo), frame / 10)
         assert followed is not None and followed.tracked
         assert followed.pixels[:, 0].mean() < 400
@@ -92,19 +107,25 @@ def test_a_stream_served_by_two_engines_in_turn_keeps_its_person(photo):
     """The tracking state travels with the frames, as it does between pose worker processes."""
     tracking = Tracking()
     with PoseEngine(smooth=False) as first, PoseEngine(smooth=False) as second:
-        result, tracking = first.estimate(_two_people(photo, with_big_one=False), 0.0, tracking)
-        for frame in range(1, 6):
+        for frame in range(ENROL_FRAMES):
+            engine = (first, second)[frame % 2]
+            alone = _two_people(photo, with_big_one=False)
+            result, tracking = engine.estimate(alone, frame / 10, tracking)
+        assert tracking.status is IdentityStatus.CONFIRMED
+        for frame in range(ENROL_FRAMES, ENROL_FRAMES + 5):
             engine = (first, second)[frame % 2]
             result, tracking = engine.estimate(_two_people(photo), frame / 10, tracking)
             assert result is not None and result.tracked
             assert result.pixels[:, 0].mean() < 400
 
 
-def test_forgetting_the_person_picks_the_most_prominent_one_again(engine, photo):
-    engine.process(_two_people(photo, with_big_one=False), 0.0)
+def test_forgetting_the_person_learns_the_most_prominent_one_afresh(engine, photo):
+    for frame in range(ENROL_FRAMES):
+        engine.process(_two_people(photo, with_big_one=False), frame / 10)
     engine.forget_person()
-    result = engine.process(_two_people(photo), 0.1)
+    result = engine.process(_big_one_alone(photo), 1.0)
     assert result is not None and 425 < result.pixels[:, 0].mean() < 975
+    assert engine.status is IdentityStatus.ENROLLING
 
 
 def test_a_lost_person_is_found_again_within_the_same_frame_and_timestamps_may_repeat(
@@ -132,3 +153,100 @@ def test_a_missing_model_file_is_a_clear_error_naming_it(tmp_path):
     detector.write_bytes(b"")
     with pytest.raises(PoseModelMissingError, match=LANDMARK_MODEL.name):
         PoseEngine(model_root=tmp_path)
+
+
+# --- identity: two real people, side by side ------------------------------------------------------
+# The squatting woman of pose_squats.mp4 (pink top) and the man of squat_side_rohanx01.mp4 (black
+# top), each in a 360x640 half of the picture; an empty half is grey.
+HALF = (360, 640)
+EMPTY = np.full((HALF[1], HALF[0], 3), 128, dtype=np.uint8)
+
+
+def _frames(name: str, count: int, step: int = 1) -> list[np.ndarray]:
+    video = cv2.VideoCapture(str(FIXTURES / name))
+    frames = []
+    for index in range(count * step):
+        ok, frame = video.read()
+        assert ok
+        if index % step == 0:
+            frames.append(cv2.resize(frame, HALF, interpolation=cv2.INTER_AREA))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def woman() -> list[np.ndarray]:
+    return _frames("pose_squats.mp4", ENROL_FRAMES + 8)
+
+
+@pytest.fixture(scope="module")
+def man() -> list[np.ndarray]:
+    return _frames("squat_side_rohanx01.mp4", ENROL_FRAMES + 8, step=2)
+
+
+def _hips_x(pose) -> float:
+    return float(pose.pixels[23:25, 0].mean())
+
+
+def _learn_her(engine: PoseEngine, woman: list[np.ndarray]) -> None:
+    """The woman alone in the left half, long enough to be learnt."""
+    for index in range(ENROL_FRAMES):
+        assert engine.process(np.hstack([woman[index], EMPTY]), index / 10) is not None
+    assert engine.status is IdentityStatus.CONFIRMED
+
+
+def test_a_box_that_lands_on_someone_else_gives_no_pose_until_the_person_is_found_again(
+    engine, woman, man
+):
+    """They swap places: the box from her last frame lies on him. His frames are withheld, and
+    once they have not looked like her for MISMATCH_FRAMES frames she is found on the right."""
+    _learn_her(engine, woman)
+    poses, statuses = [], []
+    for index in range(ENROL_FRAMES, ENROL_FRAMES + 6):
+        poses.append(engine.process(np.hstack([man[index], woman[index]]), index / 10))
+        statuses.append(engine.status)
+    assert all(pose is None or _hips_x(pose) > HALF[0] for pose in poses)  # never him
+    assert poses[: MISMATCH_FRAMES - 1] == [None] * (MISMATCH_FRAMES - 1)
+    assert statuses[: MISMATCH_FRAMES - 1] == [IdentityStatus.UNCERTAIN] * (MISMATCH_FRAMES - 1)
+    assert all(pose is not None for pose in poses[MISMATCH_FRAMES - 1 :])
+    assert statuses[-1] is IdentityStatus.CONFIRMED
+
+
+def test_after_a_loss_only_the_matching_person_is_taken_back_not_the_nearest(engine, woman, man):
+    _learn_her(engine, woman)
+    assert engine.process(np.hstack([EMPTY, EMPTY]), 1.0) is None  # she left
+    assert engine.status is IdentityStatus.CONFIRMED  # nobody in view: nothing to doubt
+    # He comes in where she stood: the nearest to where she was last seen, and not her.
+    for index in range(3):
+        assert engine.process(np.hstack([man[index], EMPTY]), 1.1 + index / 10) is None
+        assert engine.status is IdentityStatus.UNCERTAIN
+    back = engine.process(np.hstack([man[3], woman[3]]), 1.5)
+    assert back is not None and _hips_x(back) > HALF[0]
+    assert engine.status is IdentityStatus.CONFIRMED
+
+
+def test_two_people_who_look_alike_give_no_pose(engine, woman):
+    """Her twice (the same frame in both halves) after a loss: both match, cannot tell."""
+    _learn_her(engine, woman)
+    assert engine.process(np.hstack([EMPTY, EMPTY]), 1.0) is None
+    assert engine.process(np.hstack([woman[0], woman[0]]), 1.1) is None
+    assert engine.status is IdentityStatus.UNCERTAIN
+    alone = engine.process(np.hstack([EMPTY, woman[1]]), 1.2)  # one of them leaves
+    assert alone is not None and _hips_x(alone) > HALF[0]
+
+
+def test_someone_else_in_view_while_it_learns_gives_no_pose(engine, woman, man):
+    for index in range(3):
+        assert engine.process(np.hstack([woman[index], man[index]]), index / 10) is None
+        assert engine.status is IdentityStatus.UNCERTAIN
+
+
+def test_a_person_handed_over_is_learnt_and_followed_with_someone_else_in_view(man, woman):
+    """PoseEngine.follow: the patient was chosen outside the engine (the one exercising)."""
+    with PoseEngine() as engine:
+        found, alone = engine.estimate(np.hstack([EMPTY, man[0]]), 0.0, Tracking())
+        assert found is not None and alone.next_box is not None
+        engine.follow(alone.next_box)
+        for index in range(1, ENROL_FRAMES + 4):
+            pose = engine.process(np.hstack([woman[index], man[index]]), index / 10)
+            assert pose is not None and _hips_x(pose) > HALF[0]
+        assert engine.status is IdentityStatus.CONFIRMED

@@ -7,8 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from analysis.pose.engine import PoseEngine
-from analysis.pose.worker import FrameServer, serve_frame, tracking_from_dict
+from analysis.pose.engine import PoseEngine, Tracking
+from analysis.pose.identity import COLOUR_BINS, ENROL_FRAMES, IdentityStatus, Signature
+from analysis.pose.roi import RegionOfInterest
+from analysis.pose.worker import FrameServer, serve_frame, tracking_from_dict, tracking_to_dict
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -103,3 +105,78 @@ def test_a_stream_gets_the_same_landmarks_whoever_the_worker_served_before():
     after_another = _serve_stream(busy, squats, fps=5)  # this stream's clock starts at 0
     worst = max(float(np.abs(a - b).max()) for a, b in zip(fresh, after_another, strict=True))
     assert worst < 0.02  # of the picture's width or height
+
+
+def test_the_tracking_state_with_a_signature_survives_the_wire_as_json():
+    """Everything a stream carries between workers comes back equal from its JSON."""
+    with PoseEngine(smooth=False) as engine:
+        tracking = tracking_from_dict(None)
+        for index, jpeg in enumerate(_squat_jpegs(ENROL_FRAMES)):
+            reply = serve_frame(engine, jpeg, index / 5, tracking_to_dict(tracking))
+            tracking = tracking_from_dict(json.loads(json.dumps(reply["tracking"])))
+    assert reply["identity"] == "confirmed" and tracking.status is IdentityStatus.CONFIRMED
+    assert tracking.identity is not None and tracking.identity.enrolled
+    wire = json.dumps(tracking_to_dict(tracking))
+    assert len(wire) < 1000  # it travels with every frame
+    again = tracking_from_dict(json.loads(wire))
+    assert again.status is tracking.status and again.doubts == tracking.doubts
+    assert again.next_box == tracking.next_box and again.last_seen == tracking.last_seen
+    assert again.identity is not None
+    assert np.allclose(again.identity.torso, tracking.identity.torso, atol=1e-4)
+    assert np.allclose(again.identity.thighs, tracking.identity.thighs, atol=1e-4)
+    assert again.identity.torso_frames == tracking.identity.torso_frames
+
+
+def test_every_field_of_the_tracking_state_comes_back_from_the_wire():
+    box = RegionOfInterest(0.4, 0.5, 0.3, 0.2, 0.1)
+    tracking = Tracking(
+        next_box=box,
+        last_seen=box,
+        identity=Signature(torso=(0.25,) * 4 + (0.0,) * (COLOUR_BINS - 4), torso_frames=3),
+        status=IdentityStatus.UNCERTAIN,
+        doubts=2,
+        waiting=5,
+        chosen=True,
+    )
+    assert tracking_from_dict(json.loads(json.dumps(tracking_to_dict(tracking)))) == tracking
+
+
+BAD_IDENTITIES = {
+    "not a dict": "nonsense",
+    "missing keys": {"torso": []},
+    "short histogram": {"torso": [0.5, 0.5], "thighs": [], "torso_frames": 8, "thigh_frames": 0},
+    "text in it": {"torso": ["a"] * 28, "thighs": [], "torso_frames": 8, "thigh_frames": 0},
+    "negative share": {"torso": [-1.0] * 28, "thighs": [], "torso_frames": 8, "thigh_frames": 0},
+    "infinite share": {
+        "torso": [float("inf")] * 28,
+        "thighs": [],
+        "torso_frames": 8,
+        "thigh_frames": 0,
+    },
+    "count a bool": {"torso": [0.0] * 28, "thighs": [], "torso_frames": True, "thigh_frames": 0},
+    "count negative": {"torso": [0.0] * 28, "thighs": [], "torso_frames": -3, "thigh_frames": 0},
+}
+
+
+@pytest.mark.parametrize("case", BAD_IDENTITIES)
+def test_a_malformed_signature_is_treated_as_none_and_the_person_is_learnt_again(engines, case):
+    wire = {
+        "next_box": None,
+        "last_seen": None,
+        "identity": BAD_IDENTITIES[case],
+        "status": "confirmed",
+        "doubts": "many",
+    }
+    tracking = tracking_from_dict(wire)  # type: ignore[arg-type]
+    assert tracking.identity is None and tracking.doubts == 0
+    assert tracking.status is IdentityStatus.ENROLLING  # nothing is confirmed without one
+    reply = serve_frame(engines[0], _squat_jpegs(1)[0], 0.0, wire)  # type: ignore[arg-type]
+    assert reply["pose"] is not None and reply["identity"] == "enrolling"
+
+
+def test_a_tracking_state_from_before_identities_still_serves_its_stream(engines):
+    jpeg = _squat_jpegs(1)[0]
+    first = serve_frame(engines[0], jpeg, 0.0, None)
+    old = {"next_box": first["tracking"]["next_box"], "last_seen": None}
+    reply = serve_frame(engines[1], jpeg, 0.2, old)  # type: ignore[arg-type]
+    assert reply["pose"] is not None and reply["identity"] == "enrolling"

@@ -7,11 +7,13 @@ import pytest
 
 from analysis.exercises import BY_SLUG
 from analysis.landmarks import Landmark
-from analysis.pose.types import Pose
+from analysis.pose.types import IdentityState, Pose
 from analysis.tracker import (
     COUNTDOWN_S,
     CUE_COOLDOWN_S,
     PLACED_S,
+    SOMEONE_ELSE_MESSAGE,
+    SOMEONE_ELSE_S,
     VIEW_ADVICE,
     ExerciseTracker,
     Plan,
@@ -84,6 +86,10 @@ def test_the_real_squat_trace_counts_five_live_and_finishes_the_session():
     reps = [f.repetition for f in feedback if f.repetition is not None]
     assert [rep.index for rep in reps] == [1, 2, 3, 4, 5]
     assert all(70 < rep.max_deg < 95 for rep in reps)
+    # Each repetition keeps its joints' course, to be scored against a reference movement.
+    for rep in reps:
+        knee = rep.joint_traces_deg["right knee"]
+        assert abs(len(knee) - len(rep.trace_deg)) <= 1 and max(knee) > 60
     assert feedback[-1].stage is Stage.DONE
     assert [f.cue for f in feedback if f.repetition][:4] == ["1", "2", "3", "4"]
 
@@ -307,3 +313,50 @@ def test_a_form_fault_is_flagged_on_every_repetition_and_cued_once_per_cooldown(
     assert said[1] == "2"  # ...then the count while the cooldown runs
     cue_times = [f_t for f_t, f in zip(t, feedback, strict=True) if f.cue == said[0]]
     assert all(b - a >= CUE_COOLDOWN_S for a, b in zip(cue_times, cue_times[1:], strict=False))
+
+
+def _squats_while(identity: IdentityState):
+    """Two squats in a session that is counting, the engine saying `identity` meanwhile; then
+    standing, the patient recognised again."""
+    tracker = ExerciseTracker(SQUAT_PLAN, countdown_done=True)
+    lead_times, lead = _standing(1.0)
+    before = _run(tracker, lead_times, lead)
+    t, knee = _cosine_reps(3, 90, 2.0, 2, fs=FPS, pause_s=0.8)
+    during = [
+        tracker.update(float(time), side_view_squatter(float(angle)), identity)
+        for time, angle in zip(t + lead_times[-1] + 1 / FPS, knee, strict=True)
+    ]
+    after_times, after = _standing(1.0, start=float(t[-1] + lead_times[-1] + 2 / FPS))
+    return before, during, _run(tracker, after_times, after)
+
+
+def test_counting_pauses_while_the_engine_cannot_tell_the_patient_apart():
+    """The same squats count when the engine confirms the patient and not at all while it is
+    uncertain (someone else may be the one moving); the page is told after SOMEONE_ELSE_S and
+    the message clears as soon as the patient is recognised again."""
+    _, confirmed, _ = _squats_while("confirmed")
+    assert [f.repetition.index for f in confirmed if f.repetition] == [1, 2]
+    assert all(f.paused is None for f in confirmed)
+    _, uncertain, after = _squats_while("uncertain")
+    assert not any(f.repetition or f.partial for f in uncertain + after)
+    assert all(f.angle_deg is None and f.identity == "uncertain" for f in uncertain)
+    waited = [f.paused is not None for f in uncertain]
+    assert waited.index(True) == pytest.approx(SOMEONE_ELSE_S * FPS, abs=1)
+    assert all(waited[waited.index(True) :])
+    assert {f.paused for f in uncertain} == {None, SOMEONE_ELSE_MESSAGE}
+    assert [f.cue for f in uncertain if f.cue] == [SOMEONE_ELSE_MESSAGE]  # said once
+    assert after[0].paused is None and after[0].identity == "confirmed"
+    assert all(f.placement is None for f in uncertain)  # not "step into view": someone is
+
+
+def test_someone_else_in_view_while_placing_keeps_the_countdown_from_starting():
+    tracker = ExerciseTracker(SQUAT_PLAN)
+    times, angles = _standing(PLACED_S + 1.0)
+    feedback = [
+        tracker.update(float(t), side_view_squatter(float(a)), "uncertain")
+        for t, a in zip(times, angles, strict=True)
+    ]
+    assert {f.stage for f in feedback} == {Stage.PLACING}
+    assert feedback[-1].paused == SOMEONE_ELSE_MESSAGE
+    alone = _run(tracker, *_standing(PLACED_S + 0.2, start=float(times[-1]) + 0.1))
+    assert alone[-1].stage is Stage.COUNTDOWN and alone[-1].paused is None

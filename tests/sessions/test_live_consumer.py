@@ -24,6 +24,7 @@ from django.conf import settings as settings_module
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from analysis.tracker import SOMEONE_ELSE_MESSAGE
 from rehab.asgi import application
 from rehab.celery import app as celery_app
 from sessions import protocol
@@ -417,6 +418,55 @@ def test_ending_on_the_way_up_from_a_squat_counts_it_once_it_came_half_way_back(
         (1, 1),
         (1, 2),
     ]
+
+
+def _someone_else_jpegs(count: int) -> list[bytes]:
+    """Another person (the woman squatting in pose_squats.mp4), fitted into 640x480 as the
+    page sends frames and the same size as the squat video's."""
+    capture = cv2.VideoCapture(str(FIXTURES / "pose_squats.mp4"))
+    jpegs = []
+    for _ in range(count):
+        ok, image = capture.read()
+        assert ok
+        small = cv2.resize(image, (270, 480), interpolation=cv2.INTER_AREA)
+        jpegs.append(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes())
+    capture.release()
+    return jpegs
+
+
+def test_someone_else_in_the_patients_place_pauses_counting_with_a_message_that_clears(
+    world: World, squat_frames: list[tuple[float, bytes]], settings: Any
+) -> None:
+    """The patient alone, then someone else where they stood for a second and a half, then the
+    patient again: the pose worker cannot tell the other person to be the patient, no landmarks
+    go to the page, the page is told why counting is paused (and the voice says it once), and
+    the message goes when the patient is back."""
+    settings.LIVE_MAX_FRAMES_PER_S = 1000
+    patient = squat_frames[:30]
+    step_ms = patient[1][0] - patient[0][0]
+    start_ms = patient[-1][0] + step_ms
+    other = [(start_ms + i * step_ms, jpeg) for i, jpeg in enumerate(_someone_else_jpegs(23))]
+    back = [(ms + 24 * step_ms, jpeg) for ms, jpeg in squat_frames[30:40]]
+    headers = headers_of(world.p.user)
+
+    async def scenario() -> list[dict[str, Any]]:
+        comm = communicator(headers, world.a.open_session)
+        return await stream_session(comm, patient + other + back)
+
+    events = run(scenario)
+    poses = [event for event in events if event["type"] == "pose"]
+    assert [pose["seq"] for pose in poses] == list(range(1, 64))
+    alone, someone_else, again = poses[:30], poses[30:53], poses[53:]
+    assert {pose["identity"] for pose in alone[8:]} == {"confirmed"}
+    assert all(pose["paused"] is None and pose["landmarks"] for pose in alone)
+    assert {pose["identity"] for pose in someone_else} == {"uncertain"}
+    assert all(pose["landmarks"] is None for pose in someone_else)
+    paused = [pose["paused"] for pose in someone_else]
+    assert paused[-1] == SOMEONE_ELSE_MESSAGE and paused[0] is None  # after half a second
+    said = [event["text"] for event in events if event["type"] == "cue"]
+    assert said.count(SOMEONE_ELSE_MESSAGE) == 1
+    assert again[-1]["identity"] == "confirmed" and again[-1]["landmarks"]
+    assert all(pose["paused"] is None for pose in again)
 
 
 @pytest.mark.skipif(

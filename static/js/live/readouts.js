@@ -1,6 +1,7 @@
 // What the patient reads and hears while exercising: the connection pill, the status line and
 // the round trip, the set and repetition counters, the angle against its target (number and
-// gauge), the hold and rest timers, the overlays on the video (placement, advice, countdown),
+// gauge), the hold and rest timers, the overlays on the video (counting paused because someone
+// else is in view, placement, advice, countdown),
 // notices, spoken cues with their mute, the list of repetitions and the problem box. The end of
 // session summary is summary.js's.
 
@@ -129,15 +130,17 @@ export function renderRest(restS) {
 }
 
 // --- Overlays on the video ---------------------------------------------------------------------
-/** The overlays on the video: what keeps the movement from being measured (in any stage), how
- * to turn for a better view (any stage; counting goes on), the countdown, the rest timer. */
+/** The overlays on the video: why counting is paused (someone else in view) or what keeps the
+ * movement from being measured (in any stage), how to turn for a better view (any stage;
+ * counting goes on), the countdown, the rest timer. */
 export function renderStage(message) {
   const stage = state.stage;
   el.root.dataset.stage = stage ?? "";
-  const placement = typeof message.placement === "string" && message.placement ? message.placement : null;
-  showPlacement(placement ?? (stage === "placing" ? "Good — stay where you are" : null));
+  // Someone else in view outranks placement: nothing is measured until the patient is alone.
+  const blocked = textOf(message.paused) ?? textOf(message.placement);
+  showPlacement(blocked ?? (stage === "placing" ? "Good — stay where you are" : null));
   // How to turn: before the set and during it, unless something blocks the measurement first.
-  const advice = typeof message.advice === "string" && message.advice && !placement ? message.advice : null;
+  const advice = textOf(message.advice) && !blocked ? message.advice : null;
   show(el.advice, Boolean(advice));
   if (advice) setText(el.advice, advice);
   const countdown = finite(message.countdown);
@@ -145,6 +148,11 @@ export function renderStage(message) {
   show(el.countdown, counting);
   if (counting) setText(el.countdown, String(Math.max(1, Math.ceil(countdown))));
   renderRest(stage === "resting" ? finite(message.rest) ?? 0 : null);
+}
+
+/** A non-empty string from the server, or null. */
+function textOf(value) {
+  return typeof value === "string" && value ? value : null;
 }
 
 /** A lost camera outranks every other placement text until the page is reloaded. */

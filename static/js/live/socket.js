@@ -227,7 +227,9 @@ function takePlan(p) {
   if (Array.isArray(p.turns) && p.turns.length > 0) plan.turns = p.turns.map(String);
 }
 
-/** The answer to a frame: the landmarks, the angle and its band, the stage and the counts. */
+/** The answer to a frame: the landmarks, the angle and its band, the stage and the counts; and
+ * `paused` while someone else in view keeps the patient from being told apart (renderStage
+ * shows it on the video; it clears with the next answer that does not carry it). */
 function onPose(message) {
   const sentAt = markAnswered(message.seq);
   if (sentAt !== undefined) showRtt(performance.now() - sentAt);
