@@ -336,7 +336,7 @@ DAPHNE_MAX_MESSAGE = 1024 * 1024
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 MESSAGES_REQUIRED = 10_000
-CONNECTIONS = 135  # hypothesis examples: one connection each (plus reconnections after a close)
+CONNECTIONS = 150  # hypothesis examples: one connection each (plus reconnections after a close)
 MESSAGES_PER_CONNECTION = (60, 100)
 # Memory: the Python allocations of the test process, which runs the consumer (tracemalloc).
 # After a warm-up session (modules imported, pose workers started) it may grow by at most
