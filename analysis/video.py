@@ -287,6 +287,11 @@ def count_repetitions(
     return chosen, counter.reps, counter.partials
 
 
+def stated_fps(fps: float) -> float:
+    """A container's stated frame rate, or DEFAULT_FPS when it states none that makes sense."""
+    return fps if math.isfinite(fps) and 1 <= fps <= 1000 else DEFAULT_FPS
+
+
 def video_fps(path: Path) -> float:
     """The frame rate the container states (DEFAULT_FPS when it states none that makes sense)."""
     return _open_info(path)[0]
@@ -304,5 +309,5 @@ def _open_info(path: Path) -> tuple[float, int]:
         total = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
     finally:
         video.release()
-    valid_fps = fps if math.isfinite(fps) and 1 <= fps <= 1000 else DEFAULT_FPS
+    valid_fps = stated_fps(fps)
     return valid_fps, max(total, 0)

@@ -42,7 +42,7 @@ from analysis.exercises import Laterality, sides_in_turn
 from analysis.exports import tracks_to_npz
 from analysis.people import PersonTrack
 from analysis.repetitions import RepetitionMetrics
-from analysis.video import DEFAULT_FPS, count_repetitions, read_frames, track_poses
+from analysis.video import count_repetitions, read_frames, stated_fps, track_poses
 from patients.models import Exercise, Patient, Prescription
 from patients.selectors import User, get_or_404, visible_to
 from sessions.groups import group_from_recording, people_in_recording
@@ -292,7 +292,7 @@ def probe_video(path: Path) -> VideoProbe:
     finally:
         video.release()
     probe = VideoProbe(
-        fps=fps if math.isfinite(fps) and 1 <= fps <= 1000 else DEFAULT_FPS,
+        fps=stated_fps(fps),
         frames=frames,
         width=width,
         height=height,
