@@ -49,6 +49,20 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
+@pytest.fixture(autouse=True)
+def empty_channel_layer() -> Iterator[None]:
+    """With Redis, each test leaves the channel layer empty behind it: a live page that streamed
+    with no pose worker running leaves its frames queued until the layer's expiry, which the next
+    test's privacy scan would otherwise find."""
+    yield
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(match="asgi*"):
+            client.delete(key)
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
