@@ -58,13 +58,15 @@ def _as_browser_jpeg(frame: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def serve_stream(frames: Iterable[tuple[float, bytes]]) -> list[tuple[float, Pose | None]]:
-    """Each frame through a pose worker's FrameServer, the tracking state carried from one answer
-    to the next as the consumer carries it."""
+def serve_stream(
+    frames: Iterable[tuple[float, bytes]], runtime: str = "mediapipe"
+) -> list[tuple[float, Pose | None]]:
+    """Each frame through a pose worker's FrameServer on the pose `runtime`, the tracking state
+    carried from one answer to the next as the consumer carries it."""
     # Imported here: the pose engine loads MediaPipe, which replaying cached poses never needs.
     from analysis.pose.worker import FrameServer
 
-    server = FrameServer()
+    server = FrameServer(runtime)
     tracking: TrackingWire | None = None
     served: list[tuple[float, Pose | None]] = []
     try:

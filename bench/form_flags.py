@@ -29,7 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from rep_accuracy import DEFAULT_LABELS, Clip, live_poses, load_clips, offline_poses  # noqa: E402
+from rep_accuracy import (  # noqa: E402
+    DEFAULT_LABELS,
+    LIVE_RUNTIME,
+    Clip,
+    live_poses,
+    load_clips,
+    offline_poses,
+)
 
 from analysis.exercises import BY_SLUG, ExerciseDefinition  # noqa: E402
 from analysis.filters import sample_rate_hz, smooth_recorded  # noqa: E402
@@ -75,7 +82,7 @@ def score(clip: Clip, use_cache: bool) -> Result:
     poses = offline_poses(clip.path, use_cache)
     chosen, offline_reps, _ = count_repetitions(poses, exercise, side=clip.side)
     offline_measures = _filtered(form_measures(poses, single_side(chosen)), poses.t_s)
-    served = live_poses(clip.path, use_cache)
+    served = live_poses(clip.path, LIVE_RUNTIME, use_cache)
     # One set that never ends: the clip decides how many repetitions there are.
     plan = Plan(exercise, clip.side, sets=1, reps=1000, target_deg=exercise.default_target_deg)
     live_reps = track_live(served, plan).reps

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/live_load.py --clients 1 --seconds 30 --video PATH
     .venv/bin/python bench/live_load.py --clients 4 --seconds 60 --video PATH
+    .venv/bin/python bench/live_load.py --ramp 1,2,4,6,8 --seconds 20
 
 (PATH defaults to the side-view squat video in tests/fixtures.)
 
@@ -17,11 +18,17 @@ frames the server dropped (latest frame wins) and ticks skipped, errors, and the
 the server processes at the start and the end. Before the clients start, bare inference
 (MediaPipe's own pose API in tracking mode on the same frames, in this process) is timed, and the
 round trip is compared with it. Target with 1 client: p95 round trip <= bare p95 + 15 ms.
+
+With --ramp the same servers take one step of clients after another (each for --seconds), and each
+step prints its round trip, frames served per second per client (the slowest and the median
+client) and drops; the last line is the largest step at full rate: every client served at least
+14 frames/s with a p95 round trip of at most 100 ms.
 """
 
 import argparse
 import asyncio
 import json
+import math
 import os
 import socket
 import statistics
@@ -39,17 +46,30 @@ sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 FPS = 15
 MAX_IN_FLIGHT = 2
-WARM_UP_S = 10.0  # memory is compared from here to the end: allocations settle in the first seconds
+WARM_UP_S = 10.0
+# A stream at full rate: what the ramp's last line counts.
+FULL_RATE_SERVED_PER_S = 14.0
+FULL_RATE_P95_MS = (
+    100.0  # memory is compared from here to the end: allocations settle in the first seconds
+)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument(
+        "--ramp",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="steps of clients, e.g. 1,2,4,6,8 (replaces --clients)",
+    )
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument(
         "--video", type=Path, default=ROOT / "tests/fixtures/squat_side_rohanx01.mp4"
     )
     parser.add_argument("--workers", type=int, default=2, help="pose_worker processes")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="leave the pose workers free to move between CPUs"
+    )
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
     return parser.parse_args()
 
@@ -63,6 +83,10 @@ def configure(redis_url: str, var_dir: Path) -> dict[str, str]:
         REDIS_URL=redis_url,
         REHAB_VAR_DIR=str(var_dir),
         POSE_TRANSPORT="channels",
+        # Every server process writes its metrics here: daphne's /metrics adds them all up.
+        PROMETHEUS_MULTIPROC_DIR=str(var_dir / "metrics"),
+        # Measure beyond the service's own capacity (sessions/socket_cap.py): never refused.
+        LIVE_STREAMS_PER_POSE_WORKER="0",
         DJANGO_SETTINGS_MODULE="rehab.settings",
         LOG_LEVEL="WARNING",
     )
@@ -129,7 +153,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_servers(env: dict[str, str], port: int, workers: int) -> dict[str, subprocess.Popen]:
+def start_servers(
+    env: dict[str, str], port: int, workers: int, *, pin: bool = True
+) -> dict[str, subprocess.Popen]:
     python = str(BIN / "python")
 
     def quiet(argv: list[str]) -> subprocess.Popen:
@@ -147,7 +173,8 @@ def start_servers(env: dict[str, str], port: int, workers: int) -> dict[str, sub
         ),
     }
     for n in range(workers):
-        processes[f"pose_worker {n + 1}"] = quiet([python, "manage.py", "pose_worker"])
+        pinned = ["--cpu", str(n)] if pin else []
+        processes[f"pose_worker {n + 1}"] = quiet([python, "manage.py", "pose_worker", *pinned])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -278,25 +305,72 @@ def percentile(values: list[float], q: int) -> float:
     )
 
 
+@dataclass
+class Step:
+    clients: int
+    stats: list[ClientStats]
+    elapsed_s: float
+    where_ms: dict[str, float]  # where a frame's time went, means over the step (stage_means)
+
+
+# --- Where a frame's time goes: the servers' own metrics (web/metrics.py) -----------------------
+STAGES = {  # histogram -> what it times
+    "rehab_pose_round_trip_seconds": "web: frame sent to a worker -> its answer",
+    "rehab_pose_queue_wait_seconds": "waiting in the channel for a worker",
+    "rehab_pose_seconds": "a worker on the frame (JPEG decode + pose)",
+}
+
+
+def scrape_sums(port: int) -> dict[str, tuple[float, float]]:
+    """(sum, count) of each STAGES histogram, over every server process."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:  # nosec B310 # our own server
+        text = response.read().decode()
+    sums: dict[str, tuple[float, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in STAGES:
+            values = {sample.name: sample.value for sample in family.samples}
+            sums[family.name] = (values[family.name + "_sum"], values[family.name + "_count"])
+    return sums
+
+
+def stage_means(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> dict[str, float]:
+    """Mean ms per frame of each stage between two scrapes."""
+    means = {}
+    for name in STAGES:
+        (sum_0, count_0), (sum_1, count_1) = before.get(name, (0, 0)), after.get(name, (0, 0))
+        means[name] = (
+            (sum_1 - sum_0) / (count_1 - count_0) * 1000 if count_1 > count_0 else math.nan
+        )
+    return means
+
+
 def main() -> None:
     args = parse_args()
+    counts = args.ramp or [args.clients]
     with tempfile.TemporaryDirectory(prefix="live-load-") as var_dir:
         env = configure(args.redis, Path(var_dir))
         redis.Redis.from_url(args.redis).flushdb()
         import django
 
         django.setup()
-        clients = create_patients(args.clients)
+        clients = create_patients(max(counts))
         frames = load_frames(args.video)
         print(f"{len(frames)} frames of {args.video.name} at {FPS} frames/s, "
               f"{statistics.mean(map(len, frames)) / 1024:.0f} KB per JPEG")  # fmt: skip
 
         bare = bare_inference_ms(frames)
         port = free_port()
-        servers = start_servers(env, port, args.workers)
+        servers = start_servers(env, port, args.workers, pin=not args.no_pin)
         memory: dict[str, dict[str, float]] = {}
 
-        async def measure() -> list[ClientStats]:
+        async def measure() -> list[Step]:
             async def snapshot(label: str, after_s: float) -> None:
                 await asyncio.sleep(after_s)
                 memory[label] = {name: rss_mb(p.pid) for name, p in servers.items()}
@@ -304,21 +378,27 @@ def main() -> None:
             await snapshot("idle", 0)
             warmed = asyncio.create_task(snapshot(f"after {WARM_UP_S:.0f} s", WARM_UP_S))
             url = f"ws://127.0.0.1:{port}"
-            stats = await run_clients(url, clients, frames, args.seconds)
+            steps = []
+            for count in counts:
+                started, before = time.perf_counter(), scrape_sums(port)
+                stats = await run_clients(url, clients[:count], frames, args.seconds)
+                where = stage_means(before, scrape_sums(port))
+                steps.append(Step(count, stats, time.perf_counter() - started, where))
             await warmed
             await snapshot("end", 0)
-            return stats
+            return steps
 
         try:
-            started = time.perf_counter()
-            stats = asyncio.run(measure())
-            elapsed = time.perf_counter() - started
+            steps = asyncio.run(measure())
         finally:
             for process in servers.values():
                 process.terminate()
             for process in servers.values():
                 process.wait(timeout=20)
-    report(args, bare, stats, elapsed, memory)
+    if args.ramp:
+        report_ramp(args, bare, steps, memory)
+    else:
+        report(args, bare, steps[0].stats, steps[0].elapsed_s, memory)
 
 
 def report(
@@ -329,10 +409,7 @@ def report(
     memory: dict[str, dict[str, float]],
 ) -> None:
     round_trips = [ms for client in stats for ms in client.round_trips_ms]
-    errors: dict[str, int] = {}
-    for client in stats:
-        for code, count in client.errors.items():
-            errors[code] = errors.get(code, 0) + count
+    errors = error_counts(stats)
     bare_p95, rtt_p95 = percentile(bare, 95), percentile(round_trips, 95)
     print(f"\n{args.clients} client(s) x {args.seconds:.0f} s at {FPS} frames/s, "
           f"{args.workers} pose workers\n")  # fmt: skip
@@ -347,6 +424,10 @@ def report(
           f"dropped by the server {sum(c.dropped for c in stats)}, "
           f"ticks skipped (2 unanswered) {sum(c.skipped for c in stats)}, "
           f"errors {errors or 0}")  # fmt: skip
+    report_memory(memory)
+
+
+def report_memory(memory: dict[str, dict[str, float]]) -> None:
     labels = list(memory)
     print("\nserver memory (RSS, MB)   " + "".join(f"{label:>12}" for label in labels))
     names = list(memory[labels[0]])
@@ -356,6 +437,60 @@ def report(
         print(f"  {name:24}" + "".join(f"{value:12.0f}" for value in values))
     growth = totals["end"] - totals[labels[1]]
     print(f"\ngrowth from {labels[1]} to the end: {growth:+.1f} MB")
+
+
+def error_counts(stats: list[ClientStats]) -> dict[str, int]:
+    errors: dict[str, int] = {}
+    for client in stats:
+        for code, count in client.errors.items():
+            errors[code] = errors.get(code, 0) + count
+    return errors
+
+
+def report_where(steps: list[Step]) -> None:
+    """Per step, the mean ms of each stage of a frame, from the page's send to its answer: the
+    rest of the client's round trip is the WebSocket, daphne and the consumer's own work."""
+    print("\nwhere a frame's time goes (mean ms)")
+    print(
+        f"  {'clients':>7}{'page':>8}{'web':>8}{'queue':>8}{'worker':>8}  page = client round trip"
+    )
+    for step in steps:
+        page = statistics.mean([ms for c in step.stats for ms in c.round_trips_ms] or [math.nan])
+        where = step.where_ms
+        print(f"  {step.clients:7d}{page:8.1f}"
+              + "".join(f"{where[name]:8.1f}" for name in STAGES))  # fmt: skip
+    print("  web: " + STAGES["rehab_pose_round_trip_seconds"] + "; queue: "
+          + STAGES["rehab_pose_queue_wait_seconds"] + "; worker: "
+          + STAGES["rehab_pose_seconds"])  # fmt: skip
+
+
+def report_ramp(
+    args: argparse.Namespace,
+    bare: list[float],
+    steps: list[Step],
+    memory: dict[str, dict[str, float]],
+) -> None:
+    """One line per step; the last line names the largest step every client got at full rate."""
+    print(f"\nramp {','.join(str(step.clients) for step in steps)} clients x {args.seconds:.0f} s "
+          f"at {FPS} frames/s, {args.workers} pose workers; bare inference p50 "
+          f"{percentile(bare, 50):.1f} ms, p95 {percentile(bare, 95):.1f} ms\n")  # fmt: skip
+    print(f"{'clients':>7}{'rtt p50':>9}{'p95':>8}{'served/s':>10}{'per client min':>16}"
+          f"{'median':>8}{'dropped':>9}{'skipped':>9}  errors")  # fmt: skip
+    full_rate = 0
+    for step in steps:
+        round_trips = [ms for client in step.stats for ms in client.round_trips_ms]
+        per_client = [len(client.round_trips_ms) / args.seconds for client in step.stats]
+        p95 = percentile(round_trips, 95)
+        print(f"{step.clients:7d}{percentile(round_trips, 50):9.0f}{p95:8.0f}"
+              f"{sum(per_client):10.1f}{min(per_client):16.1f}{statistics.median(per_client):8.1f}"
+              f"{sum(c.dropped for c in step.stats):9d}{sum(c.skipped for c in step.stats):9d}"
+              f"  {error_counts(step.stats) or 0}")  # fmt: skip
+        if p95 <= FULL_RATE_P95_MS and min(per_client) >= FULL_RATE_SERVED_PER_S:
+            full_rate = max(full_rate, step.clients)
+    report_where(steps)
+    report_memory(memory)
+    print(f"full-rate streams {full_rate} (p95 <= {FULL_RATE_P95_MS:.0f} ms, "
+          f"served >= {FULL_RATE_SERVED_PER_S:.0f}/s each)")  # fmt: skip
 
 
 if __name__ == "__main__":

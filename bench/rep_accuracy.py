@@ -1,6 +1,7 @@
 """Repetition counts against counts made by eye, offline and live, on any labelled set of clips.
 
     .venv/bin/python bench/rep_accuracy.py [--labels PATH] [--jobs 2] [--no-cache]
+                                           [--runtime litert|mediapipe]
 
 `--labels` is a JSON list in the dev set's format (default: ../shared/data/devset/labels.json):
 one object per clip with `file` (relative to the labels file), `exercise` (a library slug),
@@ -8,14 +9,16 @@ one object per clip with `file` (relative to the labels file), `exercise` (a lib
 `confidence`. Every clip goes through
 - offline: `analyze_video`'s pipeline (pose on every frame, zero-phase angles, the counter);
 - live: the path of a live session (`analysis.live_replay`): frames as the page sends them (15
-  frames/s, scaled to fit 640x480, JPEG 70), a pose worker's FrameServer with the tracking state
-  carried, the tracker frame by frame with placement as in a session and the countdown done.
+  frames/s, scaled to fit 640x480, JPEG 70), a pose worker's FrameServer on `--runtime` (the
+  POSE_RUNTIME setting's choices) with the tracking state carried, the tracker frame by frame
+  with placement as in a session and the countdown done.
 The measured side is the one the label names, else "both" (as a prescription for both sides).
 
 One line per clip (want, got offline, partial, got live), then the summary line:
   reps exact N/M (high-confidence N/M), within partial N/M, MAE X, worst off by K, live=offline N/M
 It exits 0 whatever the score. Poses are cached in var/pose-cache by the clip's content and the
-path (offline or live), so that a second run only counts; --no-cache runs the pose engine again.
+path (offline, or live with its runtime), so that a second run only counts; --no-cache runs the
+pose engine again.
 """
 
 import argparse
@@ -35,6 +38,7 @@ import numpy as np  # noqa: E402
 from analysis.exercises import BY_SLUG  # noqa: E402
 from analysis.kinematics import PoseSeries  # noqa: E402
 from analysis.live_replay import browser_frames, serve_stream, track_live  # noqa: E402
+from analysis.pose.engine import RUNTIMES  # noqa: E402
 from analysis.pose.types import Pose  # noqa: E402
 from analysis.tracker import Plan  # noqa: E402
 from analysis.video import count_repetitions, read_frames, track_poses, video_fps  # noqa: E402
@@ -97,8 +101,11 @@ def offline_poses(path: Path, use_cache: bool) -> PoseSeries:
     return poses
 
 
-def live_poses(path: Path, use_cache: bool) -> list[tuple[float, Pose | None]]:
-    cached = _cache_file(path, "live")
+LIVE_RUNTIME = "litert"  # the live pose workers' default (settings.POSE_RUNTIME)
+
+
+def live_poses(path: Path, runtime: str, use_cache: bool) -> list[tuple[float, Pose | None]]:
+    cached = _cache_file(path, f"live-{runtime}")
     if use_cache and cached.exists():
         data = np.load(cached)
         return [
@@ -116,7 +123,7 @@ def live_poses(path: Path, use_cache: bool) -> list[tuple[float, Pose | None]]:
                 strict=True,
             )
         ]
-    served = serve_stream(browser_frames(path))
+    served = serve_stream(browser_frames(path), runtime)
     empty = Pose(np.zeros((33, 2)), np.zeros((33, 3)), np.zeros(33), (0, 0))
     poses = [pose or empty for _, pose in served]
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -133,7 +140,7 @@ def live_poses(path: Path, use_cache: bool) -> list[tuple[float, Pose | None]]:
 
 
 # --- counting ------------------------------------------------------------------------------------
-def score(clip: Clip, use_cache: bool) -> Result:
+def score(clip: Clip, runtime: str, use_cache: bool) -> Result:
     exercise = BY_SLUG[clip.exercise]
     _, reps, _ = count_repetitions(offline_poses(clip.path, use_cache), exercise, side=clip.side)
     plan = Plan(
@@ -143,7 +150,7 @@ def score(clip: Clip, use_cache: bool) -> Result:
         reps=1000,  # one set that never ends: the clip decides how many there are
         target_deg=exercise.default_target_deg,
     )
-    live = track_live(live_poses(clip.path, use_cache), plan)
+    live = track_live(live_poses(clip.path, runtime, use_cache), plan)
     return Result(clip, offline=len(reps), live=len(live.reps))
 
 
@@ -168,10 +175,14 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     parser.add_argument("--jobs", type=int, default=2, help="clips analysed at once")
     parser.add_argument("--no-cache", action="store_true", help="run the pose engine again")
+    parser.add_argument(
+        "--runtime", choices=RUNTIMES, default=LIVE_RUNTIME, help="the live pose workers' runtime"
+    )
     args = parser.parse_args()
     clips = load_clips(args.labels)
+    runtimes = [args.runtime] * len(clips)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(score, clips, [not args.no_cache] * len(clips)))
+        results = list(pool.map(score, clips, runtimes, [not args.no_cache] * len(clips)))
     print(f"{'clip':44} {'exercise':18} {'conf':5} {'want':>4} {'got':>4} {'part':>4} {'live':>4}")
     for r in results:
         marks = "" if r.offline == r.clip.reps else "  <- offline"

@@ -3,23 +3,148 @@
 REHAB_ENV=production switches on the deploy settings (no DEBUG, secure cookies, HSTS) and makes
 DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS mandatory. Without DATABASE_URL the database is SQLite;
 without REDIS_URL the channel layer is in memory and Celery runs its tasks eagerly in-process.
+
+Every variable is read and checked by environs (docs/operations.md lists them all): a wrong value
+stops the start with one line that names the variable, its value and what it must be. Only the
+process's environment is read, never a .env file (docker compose reads its own).
 """
 
 import datetime
+import ipaddress
 import os
+import re
 import secrets
+import sys
+import zoneinfo
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import dj_database_url
 import plotly
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from environs import Env, EnvError, ValidationError, validate
+
+env = Env()
+
+
+def _refuse(message: str) -> NoReturn:
+    """Stop the start. The one line is what a person sees at manage.py, daphne or celery, not
+    the forty frames of Django's lazy settings import above it: the process ends here anyway."""
+    sys.tracebacklimit = 0
+    raise ImproperlyConfigured(message) from None
+
+
+def _shown(name: str) -> str:
+    """The variable's value for an error message, a URL's password hidden."""
+    return repr(re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", os.environ.get(name, "")))
+
+
+_UNSET = object()
+
+
+def _parsed(
+    read: Callable[..., Any],
+    name: str,
+    default: Any,
+    expected: str,
+    *,
+    empty: Any = _UNSET,
+    **rules: Any,
+) -> Any:
+    """`read` (an environs parser) of `name` with its `rules`; `expected` says them in words. An
+    empty variable is an unset one (compose passes `NAME:` without a value as empty) unless
+    `empty` gives it a meaning of its own."""
+    if os.environ.get(name) == "":
+        return default if empty is _UNSET else empty
+    try:
+        return read(name, default, **rules)
+    except EnvError:
+        _refuse(f"{name} must be {expected}, not {_shown(name)}")
+
+
+def _text(name: str, default: str) -> str:
+    return _parsed(env.str, name, default, "text")
+
+
+def _positive_int(name: str, default: int) -> int:
+    return _parsed(
+        env.int, name, default, "a positive whole number", validate=validate.Range(min=1)
+    )
+
+
+def _flag(name: str, default: bool) -> bool:
+    return _parsed(env.bool, name, default, "1 or 0 (true or false)")
+
+
+def _seconds(name: str, default: float) -> float:
+    return _parsed(
+        env.float,
+        name,
+        default,
+        "a positive number of seconds",
+        validate=validate.Range(min=0, min_inclusive=False),
+    )
+
+
+def _choice(name: str, default: str, choices: Sequence[str]) -> str:
+    expected = f"one of {', '.join(choices)}"
+    return _parsed(env.str, name, default, expected, validate=validate.OneOf(choices))
+
+
+def _url_of(*schemes: str) -> Callable[[str], None]:
+    """A rule: empty (not configured) or a URL of one of `schemes` (with a valid port)."""
+
+    def check(url: str) -> None:
+        if not url:
+            return
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in schemes and (parts.port is None or parts.port > 0)
+        except ValueError:  # a port that is not a number
+            valid = False
+        if not valid:
+            raise ValidationError(f"not a URL of {schemes}")
+
+    return check
+
+
+def _time_zone(zone: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("not a time zone") from None
+
+
+def _origins(origins: list[str]) -> None:
+    for origin in origins:
+        _url_of("http", "https")(origin)
+
+
+def _networks(networks: list[str]) -> None:
+    try:
+        for network in networks:
+            ipaddress.ip_network(network.strip(), strict=False)
+    except ValueError:
+        raise ValidationError("not a network") from None
+
+
+def _required(name: str) -> str:
+    """A variable that production cannot do without; empty counts as missing."""
+    try:
+        value: str = env.str(name, validate=validate.Length(min=1))
+    except EnvError:
+        _refuse(f"{name} must be set in production")
+    return value
+
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("REHAB_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(_text("REHAB_VAR_DIR", str(BASE_DIR / "var")))
 
-PRODUCTION = os.environ.get("REHAB_ENV", "development") == "production"
-DEBUG = not PRODUCTION and os.environ.get("DJANGO_DEBUG", "1") == "1"
+PRODUCTION = _choice("REHAB_ENV", "development", ("development", "production")) == "production"
+DEBUG = not PRODUCTION and _flag("DJANGO_DEBUG", True)
 
 
 def _local_secret_key() -> str:
@@ -33,19 +158,22 @@ def _local_secret_key() -> str:
 
 
 if PRODUCTION:
-    try:
-        SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
-        ALLOWED_HOSTS = os.environ["DJANGO_ALLOWED_HOSTS"].split(",")
-    except KeyError as missing:
-        raise ImproperlyConfigured(f"{missing.args[0]} must be set in production") from None
+    SECRET_KEY = _required("DJANGO_SECRET_KEY")
+    ALLOWED_HOSTS = _required("DJANGO_ALLOWED_HOSTS").split(",")
 else:
-    SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _local_secret_key()
-    ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(
-        ","
-    )
+    SECRET_KEY = _text("DJANGO_SECRET_KEY", "") or _local_secret_key()
+    ALLOWED_HOSTS = _text("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
 CSRF_TRUSTED_ORIGINS = [
-    origin for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin
+    origin
+    for origin in _parsed(
+        env.list,
+        "DJANGO_CSRF_TRUSTED_ORIGINS",
+        [],
+        "comma-separated origins with their scheme, e.g. https://rehab.example.org",
+        validate=_origins,
+    )
+    if origin
 ]
 
 INSTALLED_APPS = [
@@ -59,6 +187,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "health_check",  # django-health-check: /health/live and /health/ready (web/health.py)
     "web.apps.WebConfig",
     "patients",
     "sessions.apps.ExerciseSessionsConfig",
@@ -72,11 +201,15 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later middleware's log lines and responses carry the request's id.
+    "web.request_id.request_id_middleware",
     "django.middleware.security.SecurityMiddleware",
     # Near the top, so that responses made by the middleware below get the headers too.
     "csp.middleware.CSPMiddleware",
     # Inside CSPMiddleware: adds to the policy; no-store on every response but static files.
     "web.security_headers.SecurityHeadersMiddleware",
+    # Inside the headers: answers /health/* before host validation, sessions and sign-in.
+    "web.health.HealthProbeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -112,8 +245,16 @@ TEMPLATES = [
 ]
 
 # --- Database ------------------------------------------------------------------------------------
-if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=0)}
+# Not a setting of its own: Django's error pages would show its password (DATABASES hides it).
+_database_url = _parsed(
+    env.str,
+    "DATABASE_URL",
+    "",
+    "a postgres://USER:PASSWORD@HOST:PORT/NAME or sqlite:///PATH URL",
+    validate=_url_of("postgres", "postgresql", "sqlite"),
+)
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=0)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Under ASGI every request may run in another thread: persistent connections leak, so
         # connections are not kept (CONN_MAX_AGE=0) and a psycopg pool makes opening them cheap.
@@ -130,13 +271,26 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and Celery -------------------------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = _parsed(
+    env.str,
+    "REDIS_URL",
+    "",
+    "a redis://HOST:PORT/DB or rediss:// URL",
+    validate=_url_of("redis", "rediss"),
+)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # Explicit bounds: a slow consumer must drop, never grow a queue without limit.
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 100, "expiry": 30},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "capacity": 100,
+                "expiry": 30,
+                # Every socket of one web process shares one queue for the pose answers (its
+                # "specific." channels): 100 fills once a process serves about 100 streams.
+                "channel_capacity": {"specific.*": 1000},
+            },
         }
     }
 else:
@@ -157,7 +311,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # With Redis, a message taken by a worker that then died is handed out again after this long. The
 # longest task (a two-year PDF report) takes seconds; a repeated task is harmless (idempotent).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_S", "300"))
+    "visibility_timeout": _positive_int("CELERY_VISIBILITY_TIMEOUT_S", 300)
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
@@ -175,17 +329,32 @@ CELERY_BEAT_SCHEDULE = {
 # --- Live sessions -------------------------------------------------------------------------------
 # Pose workers: "channels" sends frames to `manage.py pose_worker` processes through the channel
 # layer (needs Redis); "local" runs worker processes started by the web process.
-POSE_TRANSPORT = os.environ.get("POSE_TRANSPORT") or ("channels" if REDIS_URL else "local")
-POSE_LOCAL_WORKERS = int(os.environ.get("POSE_LOCAL_WORKERS", "2"))
+POSE_TRANSPORT = _choice(
+    "POSE_TRANSPORT", "channels" if REDIS_URL else "local", ("channels", "local")
+)
+POSE_LOCAL_WORKERS = _positive_int("POSE_LOCAL_WORKERS", 2)
+# What runs the live pose workers' models (analysis.pose.engine): LiteRT, or MediaPipe's graphs.
+POSE_RUNTIME = _choice("POSE_RUNTIME", "litert", ("litert", "mediapipe"))
 # A frame whose pose has not come back by then is given up (a worker died or all are busy).
-POSE_TIMEOUT_S = float(os.environ.get("POSE_TIMEOUT_S", "1.0"))
+POSE_TIMEOUT_S = _seconds("POSE_TIMEOUT_S", 1.0)
 # Per connection: the page sends at most 15 frames/s; the token bucket allows twice that.
 LIVE_MAX_FRAMES_PER_S = 30.0
 LIVE_FRAME_BURST = 10
+# Live streams each pose worker serves at full rate (bench/live_load.py --ramp; docs/capacity.md):
+# a new live session beyond that many per worker alive is told the service is busy (4503) and its
+# page tries again after LIVE_BUSY_RETRY_S. 0: no limit.
+LIVE_STREAMS_PER_POSE_WORKER = _parsed(
+    env.int,
+    "LIVE_STREAMS_PER_POSE_WORKER",
+    3,
+    "a whole number, 0 or more (0: no limit)",
+    validate=validate.Range(min=0),
+)
+LIVE_BUSY_RETRY_S = 30
 
 # --- Reports -------------------------------------------------------------------------------------
 # The PDF reports' charts are drawn by this browser (kaleido); the e2e tests use it too.
-CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_PATH = _text("CHROMIUM_PATH", "/usr/bin/chromium")
 REPORT_DEFAULT_DAYS = 30
 
 # --- Auth ----------------------------------------------------------------------------------------
@@ -212,22 +381,11 @@ PASSWORD_RESET_TIMEOUT = 7 * 24 * 3600
 # (pages warn SESSION_IDLE_WARNING_S before) and SESSION_MAX_AGE_S after it began, whatever
 # happens (web/signin_lifetime.py). Live sockets follow their sign-in (sessions/live_users.py)
 # and a user holds at most LIVE_MAX_SOCKETS_PER_USER of them (sessions/socket_cap.py).
-def _positive_int_from_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be a positive whole number, not {raw!r}")
-    return value
-
-
-SESSION_IDLE_TIMEOUT_S = _positive_int_from_env("SESSION_IDLE_TIMEOUT_S", 15 * 60)
-SESSION_MAX_AGE_S = _positive_int_from_env("SESSION_MAX_AGE_S", 12 * 3600)
+SESSION_IDLE_TIMEOUT_S = _positive_int("SESSION_IDLE_TIMEOUT_S", 15 * 60)
+SESSION_MAX_AGE_S = _positive_int("SESSION_MAX_AGE_S", 12 * 3600)
 SESSION_COOKIE_AGE = SESSION_MAX_AGE_S
 SESSION_IDLE_WARNING_S = 120  # at most half the idle timeout
-LIVE_MAX_SOCKETS_PER_USER = _positive_int_from_env("LIVE_MAX_SOCKETS_PER_USER", 2)
+LIVE_MAX_SOCKETS_PER_USER = _positive_int("LIVE_MAX_SOCKETS_PER_USER", 2)
 # Each live socket checks its sign-in this often (an ending that sends no event closes it by
 # then) and so renews its slot; a slot not renewed for LIVE_SOCKET_STALE_S (its process died) is
 # free.
@@ -240,17 +398,20 @@ LIVE_ACTIVITY_TOUCH_S = 60.0
 # --- Uploaded recordings (sessions/uploads.py) ---------------------------------------------------
 # A recording waits here (owner-only, random names) until it is analysed, then it is deleted. Web
 # and Celery workers must share it (docker-compose.yml: the `uploads` volume).
-UPLOAD_DIR = Path(os.environ.get("UPLOAD_DIR") or VAR_DIR / "uploads")
+UPLOAD_DIR = Path(_text("UPLOAD_DIR", str(VAR_DIR / "uploads")))
 # Refused while streaming, before the rest is written; checked again on every decoded frame.
-UPLOAD_MAX_BYTES = _positive_int_from_env("UPLOAD_MAX_MB", 200) * 1024 * 1024
-UPLOAD_MAX_DURATION_S = _positive_int_from_env("UPLOAD_MAX_DURATION_S", 10 * 60)
-UPLOAD_MAX_SIDE_PX = _positive_int_from_env("UPLOAD_MAX_SIDE_PX", 3840)  # 4K UHD; 8K is refused
+UPLOAD_MAX_BYTES = _positive_int("UPLOAD_MAX_MB", 200) * 1024 * 1024
+UPLOAD_MAX_DURATION_S = _positive_int("UPLOAD_MAX_DURATION_S", 10 * 60)
+UPLOAD_MAX_SIDE_PX = _positive_int("UPLOAD_MAX_SIDE_PX", 3840)  # 4K UHD; 8K is refused
 # An analysis is stopped after this long (Celery's soft time limit), and a file or an unfinished
 # upload older than UPLOAD_ORPHAN_AGE_S was left by a worker that died: swept (it must be longer).
-UPLOAD_ANALYSIS_TIME_LIMIT_S = _positive_int_from_env("UPLOAD_ANALYSIS_TIME_LIMIT_S", 3600)
-UPLOAD_ORPHAN_AGE_S = _positive_int_from_env("UPLOAD_ORPHAN_AGE_S", 2 * 3600)
+UPLOAD_ANALYSIS_TIME_LIMIT_S = _positive_int("UPLOAD_ANALYSIS_TIME_LIMIT_S", 3600)
+UPLOAD_ORPHAN_AGE_S = _positive_int("UPLOAD_ORPHAN_AGE_S", 2 * 3600)
 if UPLOAD_ORPHAN_AGE_S <= UPLOAD_ANALYSIS_TIME_LIMIT_S:
-    raise ImproperlyConfigured("UPLOAD_ORPHAN_AGE_S must exceed UPLOAD_ANALYSIS_TIME_LIMIT_S")
+    _refuse(
+        f"UPLOAD_ORPHAN_AGE_S ({UPLOAD_ORPHAN_AGE_S}) must exceed UPLOAD_ANALYSIS_TIME_LIMIT_S "
+        f"({UPLOAD_ANALYSIS_TIME_LIMIT_S})"
+    )
 CELERY_BEAT_SCHEDULE["uploads-sweep"] = {
     "task": "sessions.tasks.sweep_uploads",
     "schedule": crontab(minute="*/15"),
@@ -258,7 +419,9 @@ CELERY_BEAT_SCHEDULE["uploads-sweep"] = {
 
 # --- Locale --------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+TIME_ZONE = _parsed(
+    env.str, "TIME_ZONE", "UTC", "a time zone such as Europe/Berlin", validate=_time_zone
+)
 USE_I18N = True
 USE_TZ = True
 
@@ -282,13 +445,15 @@ STORAGES = {
 }
 
 # --- Email (invitations) -------------------------------------------------------------------------
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "0") == "1"
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "rehab@localhost")
+EMAIL_BACKEND = _text("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = _text("EMAIL_HOST", "localhost")
+EMAIL_PORT = _parsed(
+    env.int, "EMAIL_PORT", 25, "a port, 1 to 65535", validate=validate.Range(min=1, max=65535)
+)
+EMAIL_HOST_USER = _text("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _text("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _flag("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = _text("DEFAULT_FROM_EMAIL", "rehab@localhost")
 
 # --- Security ------------------------------------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"
@@ -297,7 +462,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = os.environ.get("DJANGO_SECURE_SSL_REDIRECT", "1") == "1"
+    SECURE_SSL_REDIRECT = _flag("DJANGO_SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = 31536000
@@ -307,12 +472,13 @@ if PRODUCTION:
 # --- Client IP, cache, login lockout and rate limits ---------------------------------------------
 # Reverse proxies in front of the web process that append to X-Forwarded-For (production expects
 # the TLS proxy: 1). The client IP is the N-th address from the right; see web/client_ip.py.
-try:
-    TRUSTED_PROXY_COUNT = int(os.environ.get("DJANGO_TRUSTED_PROXIES", "1" if PRODUCTION else "0"))
-except ValueError:
-    raise ImproperlyConfigured("DJANGO_TRUSTED_PROXIES must be a number of proxies") from None
-if TRUSTED_PROXY_COUNT < 0:
-    raise ImproperlyConfigured("DJANGO_TRUSTED_PROXIES must be 0 or more")
+TRUSTED_PROXY_COUNT = _parsed(
+    env.int,
+    "DJANGO_TRUSTED_PROXIES",
+    1 if PRODUCTION else 0,
+    "a number of proxies, 0 or more",
+    validate=validate.Range(min=0),
+)
 
 # The rate-limit counters: in Redis every web process counts against the same limit.
 if REDIS_URL:
@@ -351,6 +517,46 @@ RATE_LIMITS = {
     "upload": {"limit": 20, "per_s": 3600},  # recordings sent for analysis per user
 }
 
+# --- Metrics (web/metrics.py; docs/operations.md, "Metrics") -----------------------------------
+# /metrics answers a request straight from one of these networks (not through a proxy) or one
+# with "Authorization: Bearer <METRICS_TOKEN>"; anyone else gets a 404. The default: loopback and
+# the private ranges of docker compose networks.
+METRICS_ALLOWED_NETS = [
+    ipaddress.ip_network(net.strip(), strict=False)
+    for net in _parsed(
+        env.list,
+        "METRICS_ALLOWED_NETS",
+        ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+        "comma-separated networks, e.g. 10.0.0.0/8,::1/128",
+        empty=[],  # no network: only the token opens /metrics
+        validate=_networks,
+    )
+    if net.strip()
+]
+METRICS_TOKEN = _text("METRICS_TOKEN", "")
+# `manage.py pose_worker` and the Celery worker serve their metrics on this port (0: they don't).
+METRICS_PORT = _parsed(
+    env.int, "METRICS_PORT", 0, "a port, 1 to 65535, or 0", validate=validate.Range(0, 65535)
+)
+# Prometheus scrapes the web process by its compose name over plain HTTP inside the network.
+ALLOWED_HOSTS += [host for host in _text("METRICS_HOSTS", "").split(",") if host]
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+
+# --- Health checks (web/health.py, sessions/heartbeat.py; docs/operations.md) -------------------
+# Each `manage.py pose_worker` refreshes its heartbeat key in Redis every POSE_HEARTBEAT_EVERY_S;
+# the key expires POSE_HEARTBEAT_TTL_S after the last refresh (a dead or stuck worker).
+POSE_HEARTBEAT_TTL_S = _seconds("POSE_HEARTBEAT_TTL_S", 10.0)
+POSE_HEARTBEAT_EVERY_S = _seconds("POSE_HEARTBEAT_EVERY_S", 2.5)
+if POSE_HEARTBEAT_EVERY_S >= POSE_HEARTBEAT_TTL_S:
+    _refuse(
+        f"POSE_HEARTBEAT_EVERY_S ({POSE_HEARTBEAT_EVERY_S}) must be below POSE_HEARTBEAT_TTL_S "
+        f"({POSE_HEARTBEAT_TTL_S})"
+    )
+# /health/ready waits this long for a Celery worker to answer its ping.
+HEALTH_CELERY_TIMEOUT_S = _seconds("HEALTH_CELERY_TIMEOUT_S", 1.0)
+# Probes come over plain HTTP from inside the network (compose, an orchestrator).
+SECURE_REDIRECT_EXEMPT += [r"^health/"]
+
 # --- Content-Security-Policy (django-csp) --------------------------------------------------------
 # No inline script anywhere (figures travel as json_script data, code in static/js). The live
 # page's WebSocket origin is added per request (web/security_headers.py).
@@ -376,14 +582,41 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# --- Logs (web/logs.py; docs/operations.md, "Logs") -----------------------------------------------
+# Every process (daphne, pose workers, Celery) writes to stderr: one JSON object a line in
+# production, plain text in development; each line with its request, connection or task id.
+LOG_FORMAT = _choice("LOG_FORMAT", "json" if PRODUCTION else "text", ("json", "text"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # The PDF tool chain narrates every step (and every SVG property WeasyPrint does not use).
+    "filters": {
+        "context": {"()": "web.logs.ContextFilter"},
+        "redact": {"()": "web.logs.RedactFilter"},
+    },
+    "formatters": {
+        "json": {"()": "web.logs.JsonFormatter"},
+        "text": {"()": "web.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "redact"],
+        }
+    },
+    "root": {
+        "handlers": ["console"],
+        "level": _parsed(
+            env.log_level, "LOG_LEVEL", "INFO", "a level: DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        ),
+    },
     "loggers": {
-        name: {"level": "ERROR"}
-        for name in ("weasyprint", "fontTools", "choreographer", "kaleido", "logistro")
+        # Django's own handlers go: its lines reach the root's handler alone, formatted alike.
+        "django": {},
+        # The PDF tool chain narrates every step (and every SVG property WeasyPrint does not use).
+        **{
+            name: {"level": "ERROR"}
+            for name in ("weasyprint", "fontTools", "choreographer", "kaleido", "logistro")
+        },
     },
 }

@@ -5,8 +5,11 @@ from django.urls import include, path
 from dashboard import urls as dashboard_urls
 from dashboard.views import home
 from patients.forms import EmailLoginForm
+from sessions.health import PoseWorkers
+from web.health import URL_PREFIX, HealthView, ReadinessView
 from web.ratelimit import rate_limited
 from web.signin_lifetime import session_keepalive
+from web.views_metrics import metrics_view
 
 urlpatterns = [
     path("", home, name="home"),
@@ -39,4 +42,8 @@ urlpatterns = [
     path("reports/", include("reports.urls")),
     path("audit/", include("audit.urls")),
     path("admin/", admin.site.urls),
+    # Probes for compose and orchestrators: answered before sign-in and host checks (web/health.py).
+    path(f"{URL_PREFIX}live", HealthView.as_view(), name="health_live"),
+    path(f"{URL_PREFIX}ready", ReadinessView.as_view(checks=[PoseWorkers]), name="health_ready"),
+    path("metrics", metrics_view, name="metrics"),  # for Prometheus; not public
 ]

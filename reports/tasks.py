@@ -1,9 +1,12 @@
 """Celery tasks for reports: thin, by id, idempotent."""
 
+import time
+
 from celery import shared_task
 
 from reports.models import ProgressReport
 from reports.services import report_generate
+from web import metrics
 
 
 @shared_task
@@ -12,4 +15,6 @@ def generate_report(report_id: str) -> None:
     found = report.filter(pk=report_id).first()
     if found is None:
         return  # deleted meanwhile
-    report_generate(report=found)
+    started = time.perf_counter()
+    done = report_generate(report=found)
+    metrics.report_made(done.status, time.perf_counter() - started)

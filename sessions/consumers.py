@@ -39,8 +39,16 @@ from sessions.selectors import (
     repetition_metrics_of_session,
 )
 from sessions.services import reps_record_missing, session_add_partial, session_complete
-from sessions.socket_cap import socket_claim, socket_release, too_many_sockets_error
+from sessions.socket_cap import (
+    service_busy_error,
+    socket_claim,
+    socket_release,
+    stream_claim,
+    stream_release,
+    too_many_sockets_error,
+)
 from sessions.tasks import record_rep
+from web import logs, metrics
 from web.outages import REDIS_AWAY
 
 logger = logging.getLogger(__name__)
@@ -75,6 +83,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             await self.layer_lost()
 
     async def connect(self) -> None:
+        logs.bind_connection(self.scope)  # every log line of this connection carries its id
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
         session = await database_sync_to_async(live_session_for_user)(
             user=self.scope["user"], session_id=session_id
@@ -151,20 +160,25 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
 
     # --- frames ----------------------------------------------------------------------------------
     async def receive_frame(self, data: bytes) -> None:
+        metrics.frame_received()
         frame = protocol.parse_frame(data)
         if isinstance(frame, ProtocolError):
             self.guard.strike()
+            metrics.frame_refused(frame)
             return await self.send_error(frame, protocol.ERROR_TEXT[frame], None)
         refused = self.guard.admit(frame, time.monotonic())
         if refused is not None:
+            metrics.frame_refused(refused)
             return await self.send_error(refused, protocol.ERROR_TEXT[refused], frame.sequence)
         if problem := protocol.image_problem(frame.image):
             self.guard.strike()
+            metrics.frame_refused(problem[0])
             return await self.send_error(*problem, frame.sequence)
         self.guard.accepted()
         self.frames_flowed = True  # activity for the idle timeout (the access check writes it)
         if self.slot is not None:
             self.dropped += 1
+            metrics.frame_dropped("replaced")
         self.slot = frame
         if self.serving is None or self.serving.done():
             self.serving = asyncio.create_task(self.serve_frames())
@@ -175,14 +189,19 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         while self.slot is not None and self.tracker.stage is not Stage.DONE:
             frame, self.slot = self.slot, None
             t_s = self.session_time_s(frame.capture_ms)
-            answer = await self.pose.estimate(frame.image, t_s, self.tracking)
+            with metrics.pose_round_trip():
+                answer = await self.pose.estimate(frame.image, t_s, self.tracking)
             if self.closing:
                 return  # closed for its user while a worker was at it: the answer is dropped
             if "error" in answer:
-                if answer["error"] in _FRAME_ERRORS:
+                if answer["error"] in _FRAME_ERRORS:  # the frame's own fault (not a JPEG...)
                     self.guard.strike()
+                    metrics.frame_refused(answer["error"])
+                else:
+                    metrics.frame_dropped(answer["error"])
                 await self.send_error(answer["error"], answer["message"], frame.sequence)
                 continue
+            metrics.frame_served()
             self.tracking = answer["tracking"]
             pose = answer["pose"]
             identity = answer.get("identity", "confirmed")
@@ -302,6 +321,12 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_TOO_MANY_SOCKETS)
             return False
         self.holds_slot = True
+        metrics.socket_opened()  # closed with the slot (leave)
+        if not await self.claim_stream():
+            await self.send_message(service_busy_error())
+            await self.close(code=protocol.CLOSE_BUSY)
+            await self.leave()
+            return False
         if self.channel_layer is not None:
             await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
         self.watching = asyncio.create_task(self.watch_access())
@@ -318,15 +343,24 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             user_id=self.user_id, connection_id=self.channel_name
         )
 
+    async def claim_stream(self) -> bool:
+        """A place among the streams the pose workers serve at full rate (or its renewal)."""
+        return await sync_to_async(stream_claim, thread_sensitive=False)(
+            connection_id=self.channel_name
+        )
+
     async def watch_access(self) -> None:
         """Every LIVE_ACCESS_CHECK_S: the sign-in still holds (some endings send no event), and
-        the slot is claimed again (the heartbeat that keeps it from going stale)."""
+        the slots are claimed again (the heartbeat that keeps them from going stale)."""
         while True:
             await asyncio.sleep(settings.LIVE_ACCESS_CHECK_S)
             flowed, self.frames_flowed = self.frames_flowed, False
             try:
                 problem = await self.access_problem(frames_flowed=flowed)
                 claimed = problem is not None or await self.claim_slot()
+                if problem is None:
+                    # Renewed, never refused: an admitted stream is not closed for load.
+                    await self.claim_stream()
             except Exception:
                 # A database or Redis hiccup: keep the socket, ask again next time.
                 logger.exception("live access check failed")
@@ -363,11 +397,10 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         if not self.holds_slot:
             return
         self.holds_slot = False
+        metrics.socket_closed()
         if self.channel_layer is not None:
             await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
-        await sync_to_async(socket_release, thread_sensitive=False)(
-            user_id=self.user_id, connection_id=self.channel_name
-        )
+        await sync_to_async(_release_slots, thread_sensitive=False)(self.user_id, self.channel_name)
 
     # --- sending ---------------------------------------------------------------------------------
     async def send_message(self, message: dict[str, Any]) -> None:
@@ -380,6 +413,11 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
 
 
 _FRAME_ERRORS = frozenset(error.value for error in FrameError)
+
+
+def _release_slots(user_id: int, connection_id: str) -> None:
+    socket_release(user_id=user_id, connection_id=connection_id)
+    stream_release(connection_id=connection_id)
 
 
 def _queue_rep(session: ExerciseSession, rep: RepetitionMetrics) -> None:

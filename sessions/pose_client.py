@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Protocol
+from typing import Any, Protocol
 
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
@@ -32,6 +32,7 @@ from django.conf import settings
 
 from analysis.pose.types import PoseAnswer, PoseReply, PoseRequest, TrackingWire
 from analysis.pose.worker import serve_frame_in_process, start_process_server
+from web import metrics
 from web.outages import REDIS_AWAY
 
 logger = logging.getLogger(__name__)
@@ -89,16 +90,17 @@ class ChannelPoseClient:
             # A worker skips requests older than this (wall clock): a backlog is never worked off
             # after the patient has moved on.
             "expires": time.time() + settings.POSE_TIMEOUT_S,
+            "sent": time.time(),
         }
         try:
             await self.layer.send(REQUEST_CHANNEL, request)
             return await asyncio.wait_for(answer, settings.POSE_TIMEOUT_S)
         except ChannelFull:
             return BUSY_ANSWER
+        except TimeoutError:  # before REDIS_AWAY: a TimeoutError is an OSError too
+            return TIMEOUT_ANSWER
         except REDIS_AWAY:
             return UNREACHABLE_ANSWER  # the consumer is closed for a reconnect (1013) meanwhile
-        except TimeoutError:
-            return TIMEOUT_ANSWER
         finally:
             self._waiting.pop(request_id, None)
 
@@ -119,7 +121,9 @@ class LocalPoseClient:
         # Until the pool has answered once, its processes may still be loading the models.
         timeout = settings.POSE_TIMEOUT_S if _pool_started.is_set() else POOL_START_TIMEOUT_S
         try:
-            job = loop.run_in_executor(pool, serve_frame_in_process, frame, timestamp_s, tracking)
+            job = loop.run_in_executor(
+                pool, serve_measured, frame, timestamp_s, tracking, time.time()
+            )
             answer = await asyncio.wait_for(job, timeout)
         except BrokenProcessPool:
             # A worker process died (killed, out of memory): the next frame gets a fresh pool.
@@ -150,16 +154,41 @@ def local_pool() -> ProcessPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
+            spawn = multiprocessing.get_context("spawn")
             _pool = ProcessPoolExecutor(
                 max_workers=settings.POSE_LOCAL_WORKERS,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=start_process_server,
+                mp_context=spawn,
+                initializer=start_measured_server,
+                # Each process takes the next CPU and runs this process's POSE_RUNTIME.
+                initargs=(spawn.Value("i", 0), settings.POSE_RUNTIME),
             )
             # Start every process now (they spawn one per waiting job): the models load while
             # the patient gets into place, not on the first frames.
             for _ in range(settings.POSE_LOCAL_WORKERS):
                 _pool.submit(os.getpid)
         return _pool
+
+
+def started_local_pool() -> ProcessPoolExecutor | None:
+    """The local pool if it has been started, else None; starts nothing (readiness reads it)."""
+    return _pool
+
+
+def start_measured_server(started: Any, runtime: str) -> None:
+    """The pool's initializer, in each pose process: the worker on a CPU of its own, counted
+    (web.metrics; the processes inherit the web process's metrics folder)."""
+    start_process_server(started, runtime)
+    metrics.pose_worker_started()
+
+
+def serve_measured(
+    frame: bytes, timestamp_s: float, tracking: TrackingWire | None, sent: float
+) -> PoseAnswer:
+    """The pool's task, in a pose process: the worker's answer, with its wait and time measured
+    there (analysis/ knows nothing of metrics)."""
+    metrics.pose_queue_wait(sent)
+    with metrics.pose_busy():
+        return serve_frame_in_process(frame, timestamp_s, tracking)
 
 
 def _replace_pool(broken: ProcessPoolExecutor) -> None:

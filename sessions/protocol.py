@@ -43,9 +43,10 @@ Server -> client (always text, JSON with a ``type``)
               ``paused`` (null, or once identity has been uncertain for 0.5 s,
               analysis.tracker.SOMEONE_ELSE_S, the text to show instead of ``placement`` until
               the patient is recognised again: "Someone else is in view — counting is paused
-              until only you are in front of the camera"; a ``cue`` says it once) and
+              until only you are in front of the camera"; a ``cue`` says it once),
               ``dropped`` (frames replaced before they were processed, since connecting: the
-              page lowers its rate when it grows)
+              page lowers its rate when it grows) and ``fps``, the most frames a second the
+              page need send now (wanted_fps: fewer while nothing is counted)
 ``rep``       a counted repetition: set, index, rom, min, max (deg), duration, hold (s), form
               (labels of its form flags)
 ``partial``   a movement that did not count: set, peak (deg), ``reason`` (short: not far enough;
@@ -69,6 +70,10 @@ bad messages in a row or a flood beyond the rate limit, 4409 the session was end
 4429 too many live sockets: the user already holds LIVE_MAX_SOCKETS_PER_USER of them, in any
      process (sessions/socket_cap.py); an ``error`` with code ``too_many_sockets`` comes first.
      The page must not reconnect.
+4503 the service is busy: the pose workers alive already serve as many streams as they can at
+     full rate (sessions/socket_cap.py live_capacity); an ``error`` with code ``service_busy``
+     and ``retry_s`` (LIVE_BUSY_RETRY_S, 30) comes first. The session is kept; the page tries
+     again after ``retry_s`` seconds.
 1013 try again later: the server lost Redis (a restart, the network) under the connection. The
      repetitions counted on it are stored before the close; the page reconnects and its next
      ``ready`` resumes the counts.
@@ -88,7 +93,7 @@ from analysis.counting import PartialRepetition
 from analysis.pose.frames import MAX_FRAME_BYTES, FrameError, check_frame
 from analysis.pose.types import PoseWire
 from analysis.repetitions import RepetitionMetrics, SideSummary, per_side, symmetry_pct
-from analysis.tracker import Feedback
+from analysis.tracker import Feedback, Stage
 from sessions.models import ExerciseSession
 
 FRAME_HEADER = struct.Struct(">2sBxId")
@@ -106,6 +111,7 @@ CLOSE_ABUSE = 4408
 CLOSE_ENDED = 4409
 CLOSE_SIGNED_OUT = 4403
 CLOSE_TOO_MANY_SOCKETS = 4429
+CLOSE_BUSY = 4503
 CLOSE_TRY_AGAIN = 1013
 
 
@@ -279,7 +285,19 @@ def pose_message(
         "identity": feedback.identity,
         "paused": feedback.paused,
         "dropped": dropped,
+        "fps": wanted_fps(feedback.stage),
     }
+
+
+# Frames a second the page need send: a repetition's turn needs the full rate to be timed and
+# its peak caught; a countdown or a rest only the picture of the patient and whether they are in
+# view. Rests take much of a session (30-60 s after each set), so they free much of a worker.
+FULL_FPS = 15
+RESTING_FPS = 5
+
+
+def wanted_fps(stage: Stage) -> int:
+    return RESTING_FPS if stage in (Stage.COUNTDOWN, Stage.RESTING, Stage.DONE) else FULL_FPS
 
 
 def event_messages(feedback: Feedback, form_labels: dict[str, str]) -> list[dict[str, Any]]:

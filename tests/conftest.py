@@ -196,6 +196,15 @@ def fast_password_hashing(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def live_streams_unlimited(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live streams are admitted whatever the pose capacity (sessions/socket_cap.py), here and in
+    the processes tests start: most tests stream with no pose worker alive, several at once. The
+    admission tests set their own capacity."""
+    settings.LIVE_STREAMS_PER_POSE_WORKER = 0
+    monkeypatch.setenv("LIVE_STREAMS_PER_POSE_WORKER", "0")
+
+
+@pytest.fixture(autouse=True)
 def fresh_cache(settings: Any) -> None:
     """Each test counts its rate limits from zero: a cache key prefix of its own (the cache may be
     the shared test Redis, which must not be flushed under other processes' feet)."""

@@ -101,6 +101,75 @@ def test_postgres_and_redis_have_healthchecks() -> None:
     assert "ping" in " ".join(services["redis"]["healthcheck"]["test"])
 
 
+# The long-running services, each with a health check that says when it is of no use although its
+# process runs. celery-beat has none: it answers no ping, and its only process dying ends the
+# container, which `restart` brings back.
+HEALTH_CHECKED = ["postgres", "redis", "web", "pose-worker", "celery-worker"]
+
+
+def seconds(duration: str) -> float:
+    """A compose duration ("1m30s", "10s", "500ms") in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def healthcheck_of(name: str) -> list[str]:
+    """The health check's command (CMD arguments, or the CMD-SHELL line split like a shell)."""
+    kind, *command = load_services()[name]["healthcheck"]["test"]
+    assert kind in ("CMD", "CMD-SHELL"), name
+    return shlex.split(command[0]) if kind == "CMD-SHELL" else command
+
+
+@pytest.mark.parametrize("name", HEALTH_CHECKED)
+def test_long_running_services_have_a_health_check_that_ends_in_time(name: str) -> None:
+    check = load_services()[name]["healthcheck"]
+    assert healthcheck_of(name)
+    assert seconds(check["timeout"]) <= seconds(check["interval"]), name
+    assert check.get("retries", 3) >= 2, name
+
+
+@pytest.mark.parametrize("name", ["web", "pose-worker", "celery-worker"])
+def test_app_health_checks_give_the_process_time_to_start(name: str) -> None:
+    # Models load, Celery connects: a failure during start_period does not count.
+    assert seconds(load_services()[name]["healthcheck"]["start_period"]) >= 30
+
+
+def test_every_service_waited_for_as_healthy_has_a_health_check() -> None:
+    services = load_services()
+    for name, service in services.items():
+        depends_on = service.get("depends_on") or {}
+        for dependency, condition in depends_on.items() if isinstance(depends_on, dict) else []:
+            if condition.get("condition") == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{name} -> {dependency}"
+
+
+def test_web_is_healthy_when_ready_asked_on_its_own_port() -> None:
+    command = command_of(load_services()["web"])
+    port = command[command.index("-p") + 1]
+    probe = healthcheck_of("web")
+    assert probe[:2] == ["python", "-c"]  # the image's Python: no curl or wget needed
+    assert f"'http://127.0.0.1:{port}/health/ready'" in probe[2]  # its Host need not be allowed
+
+
+def test_a_pose_worker_is_healthy_while_its_own_heartbeat_lives() -> None:
+    # A module of the image's code, run without Django (tests/sessions/test_heartbeat.py).
+    assert healthcheck_of("pose-worker") == ["python", "-m", "sessions.heartbeat"]
+    assert (ROOT / "sessions" / "heartbeat.py").is_file()
+    assert ("COPY", "sessions ./sessions") in dockerfile_instructions()
+
+
+def test_the_celery_worker_is_healthy_while_it_answers_its_own_ping() -> None:
+    probe = healthcheck_of("celery-worker")
+    # The probe's metrics stay out of the worker's folder; compose turns $$ into $.
+    assert probe[0] == "PROMETHEUS_MULTIPROC_DIR="
+    assert probe[1:5] == ["celery", "-A", "rehab", "inspect"] and "ping" in probe
+    assert probe[probe.index("--destination") + 1] == "celery@$$HOSTNAME"
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(re.match(r"celery\b", dependency) for dependency in dependencies)
+
+
 @pytest.mark.parametrize("name", ALL_SERVICES)
 def test_no_service_holds_a_literal_secret(name: str) -> None:
     environment = environment_of(load_services()[name])

@@ -1,12 +1,19 @@
 """Top-down BlazePose: find the patient's box, then the 33 landmarks on that box, and make sure
 it is still the patient.
 
-Two small MediaPipe graphs (analysis.pose.graphs): a person
-detector, run only on the first frame or when the person is lost, and the landmark model on a box
-this module chooses. Choosing the box here (not inside MediaPipe's all-in-one pose graph) is what
-lets the engine start on the largest, most central person and then keep following that person
-when others walk into view. The landmark graph keeps MediaPipe's own landmark smoothing, which
-also steadies the tracked box from frame to frame.
+Two models: a person detector, run only on the first frame or when the person is lost, and the
+landmark model on a box this module chooses. Choosing the box here (not inside MediaPipe's
+all-in-one pose graph) is what lets the engine start on the largest, most central person and then
+keep following that person when others walk into view. A backend runs the two models, by the
+engine's `runtime`:
+
+    mediapipe  MediaPipe's graphs (analysis.pose.graphs GraphBackend), the default. Only they
+               smooth the landmarks (MediaPipe's own filter, which also steadies the tracked box
+               from frame to frame): offline analysis (analysis.video) runs them smoothed.
+    litert     the same .tflite models run directly by Google's LiteRT, with MediaPipe's pre- and
+               post-processing in numpy (analysis.pose.blazepose DirectBackend): faster on one
+               core, the same landmarks to a few pixels (bench/pose_runtime.py). Never smoothed:
+               for live pose workers, whose streams the tracker smooths (docs/architecture.md).
 
 A box follows whatever body lies in it: two people standing close, it can slide from one to the
 other. So the engine also keeps the person's identity (analysis.pose.identity):
@@ -26,26 +33,20 @@ other. So the engine also keeps the person's identity (analysis.pose.identity):
 
 Usage::
 
-    with PoseEngine() as engine:
+    with PoseEngine() as engine:          # or PoseEngine(smooth=False, runtime="litert")
         result = engine.process(frame_bgr, timestamp_s)   # Pose or None
         engine.status   # IdentityStatus: None with "uncertain" is someone not told to be them
 """
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
-from mediapipe.python._framework_bindings import resource_util
 
-from analysis.pose.graphs import (
-    DETECTOR_GRAPH,
-    Graph,
-    detect_boxes,
-    image_packet,
-    landmark_graph,
-    landmarks_in_box,
-)
+from analysis.pose.blazepose import DirectBackend
+from analysis.pose.graphs import UNRELATED_FRAMES_US as UNRELATED_FRAMES_US  # multi.py's too
+from analysis.pose.graphs import GraphBackend
 from analysis.pose.identity import (
     MATCH_LIMIT,
     IdentityStatus,
@@ -57,12 +58,10 @@ from analysis.pose.identity import (
 )
 from analysis.pose.models import require_models
 from analysis.pose.roi import RegionOfInterest, center_distance, prominence
+from analysis.pose.runtimes import litert_blazepose
 from analysis.pose.types import Pose
 
-# Graph time between two frames of an engine without smoothing: long enough for every filter in
-# MediaPipe's landmark graph to start afresh (int64 microseconds hold 1.5e11 such frames: years
-# of a pose worker serving 1,000 frames a second).
-UNRELATED_FRAMES_US = 60_000_000
+RUNTIMES = ("mediapipe", "litert")  # what runs the two models: see the module's docstring
 # Frames in a row that do not look like the person before everyone in view is searched. On the
 # dev set the person's own frames past the match limit come in runs of at most 2 (identity.py).
 MISMATCH_FRAMES = 3
@@ -98,12 +97,38 @@ class Tracking:
     chosen: bool = False
 
 
+class PoseBackend(Protocol):
+    """The two models as the engine calls them, on BGR uint8 images: a frame, or a frame with
+    people painted out. Whatever carries over between calls (clocks, smoothing) is the backend's."""
+
+    def start_frame(self, timestamp_s: float) -> None:
+        """The calls until the next one are on the frame captured at `timestamp_s`."""
+
+    def detect(self, image_bgr: np.ndarray) -> list[RegionOfInterest]:
+        """One box per person the detector finds."""
+
+    def landmarks(
+        self,
+        image_bgr: np.ndarray,
+        box: RegionOfInterest,
+        *,
+        tracked: bool,
+        searched: bool = False,
+    ) -> tuple[Pose, RegionOfInterest] | None:
+        """The pose of the person in `box` and the box to look in on the next frame, or None when
+        the model finds nobody there. `searched`: a person looked for among everyone in view,
+        landmarked as a frame of its own (never smoothed)."""
+
+    def restart(self) -> None:
+        """The person followed may have changed: nothing of the earlier frames may carry over."""
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class _Frame:
     bgr: np.ndarray
-    image: Any  # the graphs' image packet
     size: tuple[int, int]  # (width, height)
-    timestamp_us: int
 
 
 @dataclass(frozen=True)
@@ -120,15 +145,10 @@ class PoseEngine:
     `estimate` takes and returns it, for engines that serve many streams.
     """
 
-    def __init__(self, *, smooth: bool = True, model_root: Path | None = None) -> None:
-        resource_util.set_resource_dir(str(require_models(model_root)))
-        self._smooth = smooth
-        self._graph_time_us = 0
-        self._detector = Graph(DETECTOR_GRAPH)
-        self._landmarker = landmark_graph(smooth=self._smooth)
-        # People other than the one followed are landmarked without smoothing, each on a frame
-        # of its own: an engine without smoothing does that on its one graph already.
-        self._searcher: Graph | None = None if smooth else self._landmarker
+    def __init__(
+        self, *, smooth: bool = True, runtime: str = "mediapipe", model_root: Path | None = None
+    ) -> None:
+        self._backend = _backend(runtime, smooth=smooth, model_root=require_models(model_root))
         self._tracking = Tracking()
 
     def __enter__(self) -> "PoseEngine":
@@ -138,15 +158,12 @@ class PoseEngine:
         self.close()
 
     def close(self) -> None:
-        self._detector.close()
-        self._landmarker.close()
-        if self._searcher is not None and self._searcher is not self._landmarker:
-            self._searcher.close()
+        self._backend.close()
 
     def forget_person(self) -> None:
         """Start over: the next frame picks the most prominent person again."""
         self._tracking = Tracking()
-        self._restart_smoothing()
+        self._backend.restart()
 
     def follow(self, box: RegionOfInterest) -> None:
         """Follow the person in `box` from the next frame on (someone chosen outside the engine:
@@ -158,7 +175,7 @@ class PoseEngine:
     def process(self, image_bgr: np.ndarray, timestamp_s: float) -> Pose | None:
         """Landmarks of the followed person in a BGR uint8 (H, W, 3) frame, or None if nobody is
         found (or nobody who can be told to be them). Timestamps are the frames' capture times;
-        they drive the landmark smoothing."""
+        they drive the landmark smoothing (MediaPipe's graphs with `smooth`)."""
         result, self._tracking = self.estimate(image_bgr, timestamp_s, self._tracking)
         return result
 
@@ -172,8 +189,8 @@ class PoseEngine:
     ) -> tuple[Pose | None, Tracking]:
         """One frame of a stream whose tracking state is kept by the caller."""
         height, width = image_bgr.shape[:2]
-        timestamp_us = int(round(timestamp_s * 1e6)) if self._smooth else self._unrelated_frame_us()
-        frame = _Frame(image_bgr, image_packet(image_bgr), (width, height), timestamp_us)
+        self._backend.start_frame(timestamp_s)
+        frame = _Frame(image_bgr, (width, height))
         signature = tracking.identity
         if signature is None or not signature.enrolled:
             return self._learn(frame, tracking)
@@ -199,7 +216,7 @@ class PoseEngine:
 
     def _someone_else(self, frame: _Frame, pose: Pose) -> bool:
         painted = paint_out(frame.bgr, pose)
-        other = self._first_person(frame, image_packet(painted), None)
+        other = self._first_person(painted, None)
         return other is not None and looks_like_another_person(other.pose, pose, painted)
 
     # --- following them --------------------------------------------------------------------------
@@ -244,7 +261,7 @@ class PoseEngine:
         if chosen is None:
             return None, replace(lost, status=IdentityStatus.UNCERTAIN)
         found = people[chosen]
-        self._restart_smoothing()  # the smoothing's last frames may be of someone else
+        self._backend.restart()  # the smoothing's last frames may be of someone else
         return found.pose, replace(
             tracking,
             next_box=found.next_box,
@@ -259,9 +276,9 @@ class PoseEngine:
         merges people who stand close into one box, so each person found is painted out before
         it looks again."""
         people: list[_Found] = []
-        painted, image = frame.bgr, frame.image
+        painted = frame.bgr
         while len(people) < MAX_PEOPLE_SEARCHED:
-            found = self._first_person(frame, image, last_seen)
+            found = self._first_person(painted, last_seen)
             if found is None:
                 break
             if people and not all(
@@ -270,61 +287,52 @@ class PoseEngine:
                 break  # the paint, or someone already found: nobody else is there
             people.append(found)
             painted = paint_out(painted, found.pose)
-            image = image_packet(painted)
         return people
 
-    # --- the graphs ------------------------------------------------------------------------------
+    # --- the models ------------------------------------------------------------------------------
     def _tracked(self, frame: _Frame, box: RegionOfInterest | None) -> _Found | None:
-        """The person on the box from the previous frame's landmarks, with the smoothing."""
+        """The person on the box from the previous frame's landmarks (smoothed, if smoothing)."""
         if box is None:
             return None
-        found = landmarks_in_box(
-            self._landmarker, frame.image, box, frame.size, frame.timestamp_us, tracked=True
-        )
-        return None if found is None else _Found(found[0], box, found[1])
+        return self._landmarked(frame.bgr, box, tracked=True)
 
     def _detected(self, frame: _Frame, tracking: Tracking) -> _Found | None:
-        """The detected person to start on (choose_person), on the smoothed graph."""
-        boxes = detect_boxes(self._detector, frame.image, frame.size, frame.timestamp_us)
-        box = choose_person(boxes, frame.size, tracking.last_seen)
+        """The detected person to start on (choose_person), landmarked as the person followed."""
+        box = choose_person(self._backend.detect(frame.bgr), frame.size, tracking.last_seen)
         if box is None:
             return None
-        found = landmarks_in_box(
-            self._landmarker, frame.image, box, frame.size, frame.timestamp_us, tracked=False
-        )
-        return None if found is None else _Found(found[0], box, found[1])
+        return self._landmarked(frame.bgr, box, tracked=False)
 
     def _first_person(
-        self, frame: _Frame, image: Any, last_seen: RegionOfInterest | None
+        self, image_bgr: np.ndarray, last_seen: RegionOfInterest | None
     ) -> _Found | None:
-        """The person the detector finds first in `image` (the frame, or the frame with people
-        painted out), landmarked without smoothing as a frame of its own."""
-        boxes = detect_boxes(self._detector, image, frame.size, frame.timestamp_us)
-        box = choose_person(boxes, frame.size, last_seen)
+        """The person the detector finds first in `image_bgr` (the frame, or the frame with
+        people painted out), landmarked without smoothing as a frame of its own."""
+        size = (image_bgr.shape[1], image_bgr.shape[0])
+        box = choose_person(self._backend.detect(image_bgr), size, last_seen)
         if box is None:
             return None
-        if self._searcher is None:
-            self._searcher = landmark_graph(smooth=False)
-        found = landmarks_in_box(
-            self._searcher, image, box, frame.size, self._unrelated_frame_us(), tracked=False
-        )
+        return self._landmarked(image_bgr, box, tracked=False, searched=True)
+
+    def _landmarked(
+        self, image_bgr: np.ndarray, box: RegionOfInterest, *, tracked: bool, searched: bool = False
+    ) -> _Found | None:
+        found = self._backend.landmarks(image_bgr, box, tracked=tracked, searched=searched)
         return None if found is None else _Found(found[0], box, found[1])
 
-    def _restart_smoothing(self) -> None:
-        """A fresh smoothed landmark graph: its filters must not carry another person's frames
-        into the next ones. (Without smoothing, frames are unrelated already.)"""
-        if not self._smooth:
-            return
-        self._landmarker.close()
-        self._landmarker = landmark_graph(smooth=True)
 
-    def _unrelated_frame_us(self) -> int:
-        """A graph time for a frame unrelated to the last one (an engine without smoothing serves
-        frames of many streams in turn). MediaPipe's landmark graph filters over time even with
-        smoothing off: frames of one stream 67 ms after another's were pulled up to 58 % of the
-        picture towards the other person's pose. Frames UNRELATED_FRAMES_US apart share nothing."""
-        self._graph_time_us += UNRELATED_FRAMES_US
-        return self._graph_time_us
+def _backend(runtime: str, *, smooth: bool, model_root: Path) -> PoseBackend:
+    """The backend of `runtime` (one of RUNTIMES). Only MediaPipe's graphs smooth."""
+    if runtime == "mediapipe":
+        return GraphBackend(smooth=smooth, model_root=model_root)
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown pose runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
+    if smooth:
+        raise ValueError(
+            f"the {runtime} runtime does not smooth landmarks: use smooth=False, or the "
+            "mediapipe runtime for smoothed landmarks"
+        )
+    return DirectBackend(litert_blazepose(model_root))
 
 
 def jumped(found: _Found, size: tuple[int, int]) -> bool:

@@ -2,9 +2,11 @@
 wheel, and what goes in and out of them: a person detector that gives one box per person, and
 the landmark model run on one box.
 
-Both the single-person engine (analysis.pose.engine) and the multi-person one use these.
+Both the single-person engine (analysis.pose.engine, through `GraphBackend`) and the multi-person
+one use these.
 """
 
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -13,10 +15,15 @@ from google.protobuf import text_format
 from mediapipe.framework import calculator_pb2
 from mediapipe.framework.formats import rect_pb2
 from mediapipe.python import packet_creator, packet_getter
-from mediapipe.python._framework_bindings import calculator_graph, image_frame
+from mediapipe.python._framework_bindings import calculator_graph, image_frame, resource_util
 
 from analysis.pose.roi import RegionOfInterest, roi_from_keypoints
 from analysis.pose.types import Pose
+
+# Graph time between two unrelated frames: long enough for every filter in MediaPipe's landmark
+# graph to start afresh (int64 microseconds hold 1.5e11 such frames: years of a pose worker
+# serving 1,000 frames a second).
+UNRELATED_FRAMES_US = 60_000_000
 
 DETECTOR_GRAPH = """
 input_stream: "image"
@@ -175,3 +182,83 @@ def landmarks_in_box(
 
 def landmark_graph(*, smooth: bool) -> Graph:
     return Graph(LANDMARK_GRAPH % {"smooth": "true" if smooth else "false"})
+
+
+class GraphBackend:
+    """PoseEngine's backend on MediaPipe's graphs: the detector, the landmark graph of the person
+    followed and, for people searched among everyone in view, a landmark graph without smoothing.
+
+    With `smooth`, the followed person's landmarks are smoothed over the frames' capture times
+    (MediaPipe's own filter, which also steadies the tracked box). Without it, every frame gets a
+    graph time UNRELATED_FRAMES_US after the last: MediaPipe's landmark graph filters over time
+    even with smoothing off, and frames of one stream 67 ms after another's were pulled up to
+    58 % of the picture towards the other person's pose. Someone searched for is always a frame
+    of its own. The image packet of a frame (or of a painted copy) is made once, for the
+    detector and the landmark model alike.
+    """
+
+    def __init__(self, *, smooth: bool, model_root: Path) -> None:
+        resource_util.set_resource_dir(str(model_root))
+        self._smooth = smooth
+        self._detector = Graph(DETECTOR_GRAPH)
+        self._landmarker = landmark_graph(smooth=smooth)
+        # Without smoothing the followed person's graph serves the searched ones too.
+        self._searcher: Graph | None = None if smooth else self._landmarker
+        self._graph_time_us = 0
+        self._timestamp_us = 0
+        self._packed: tuple[np.ndarray, Any] | None = None  # the last image and its packet
+
+    def start_frame(self, timestamp_s: float) -> None:
+        self._timestamp_us = (
+            int(round(timestamp_s * 1e6)) if self._smooth else self._unrelated_frame_us()
+        )
+        self._packed = None
+
+    def detect(self, image_bgr: np.ndarray) -> list[RegionOfInterest]:
+        return detect_boxes(
+            self._detector, self._packet(image_bgr), _size(image_bgr), self._timestamp_us
+        )
+
+    def landmarks(
+        self,
+        image_bgr: np.ndarray,
+        box: RegionOfInterest,
+        *,
+        tracked: bool,
+        searched: bool = False,
+    ) -> tuple[Pose, RegionOfInterest] | None:
+        graph, timestamp_us = self._landmarker, self._timestamp_us
+        if searched:
+            if self._searcher is None:
+                self._searcher = landmark_graph(smooth=False)
+            graph, timestamp_us = self._searcher, self._unrelated_frame_us()
+        return landmarks_in_box(
+            graph, self._packet(image_bgr), box, _size(image_bgr), timestamp_us, tracked=tracked
+        )
+
+    def restart(self) -> None:
+        """A fresh smoothed landmark graph: its filters must not carry another person's frames
+        into the next ones. (Without smoothing, frames are unrelated already.)"""
+        if not self._smooth:
+            return
+        self._landmarker.close()
+        self._landmarker = landmark_graph(smooth=True)
+
+    def close(self) -> None:
+        self._detector.close()
+        self._landmarker.close()
+        if self._searcher is not None and self._searcher is not self._landmarker:
+            self._searcher.close()
+
+    def _packet(self, image_bgr: np.ndarray) -> Any:
+        if self._packed is None or self._packed[0] is not image_bgr:
+            self._packed = (image_bgr, image_packet(image_bgr))
+        return self._packed[1]
+
+    def _unrelated_frame_us(self) -> int:
+        self._graph_time_us += UNRELATED_FRAMES_US
+        return self._graph_time_us
+
+
+def _size(image: np.ndarray) -> tuple[int, int]:
+    return image.shape[1], image.shape[0]

@@ -1,8 +1,9 @@
 """Where the BlazePose models live: inside the installed mediapipe 0.10.21 wheel, never downloaded.
 
 Only the *full* landmark model ships in the wheel (lite and heavy would try a download and fail),
-so the engine uses exactly these two files and checks for them before building a graph: a missing
-file must be a clear error naming it, not a crash deep inside MediaPipe.
+so the engine uses exactly these two .tflite files, whichever runtime runs them (MediaPipe's
+graphs, or LiteRT directly: analysis.pose.engine), and checks for them before either starts: a
+missing file must be a clear error naming it, not a crash deep inside a runtime.
 """
 
 from pathlib import Path

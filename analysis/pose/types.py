@@ -130,6 +130,7 @@ class PoseRequest(TypedDict):
     t: float  # seconds, the stream's clock
     tracking: TrackingWire | None
     expires: float  # wall clock (time.time()): a worker skips the request after this
+    sent: float  # wall clock when it entered the channel: the workers' queue-wait metric
 
 
 class PoseAnswer(TypedDict, total=False):

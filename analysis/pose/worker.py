@@ -10,6 +10,7 @@ pool; their shapes are in analysis.pose.types.
 
 import contextlib
 import logging
+import os
 from typing import Any
 
 from analysis.pose.engine import PoseEngine, Tracking
@@ -106,15 +107,18 @@ _BOX_FIELDS = ("x_center", "y_center", "width", "height", "rotation")
 
 
 class FrameServer:
-    """The engine of one pose worker process, serving frames of many streams in turn.
+    """The engine of one pose worker process, serving frames of many streams in turn, on the pose
+    `runtime` the caller names (analysis.pose.engine RUNTIMES; the project's live default comes
+    from the POSE_RUNTIME setting).
 
     Landmark smoothing is off: consecutive frames come from different streams, so the live
     tracker smooths each stream's angles instead. A MediaPipe graph that failed refuses every
     later packet, so after an unexpected error the engine is rebuilt and only that frame is lost.
     """
 
-    def __init__(self) -> None:
-        self.engine = PoseEngine(smooth=False)
+    def __init__(self, runtime: str = "mediapipe") -> None:
+        self.runtime = runtime
+        self.engine = PoseEngine(smooth=False, runtime=runtime)
 
     def serve(self, frame: bytes, timestamp_s: float, tracking: TrackingWire | None) -> PoseAnswer:
         try:
@@ -123,17 +127,34 @@ class FrameServer:
             logger.exception("the pose engine failed on a frame; starting a fresh one")
             with contextlib.suppress(Exception):  # its graphs may be half-broken already
                 self.engine.close()
-            self.engine = PoseEngine(smooth=False)
+            self.engine = PoseEngine(smooth=False, runtime=self.runtime)
             return {"error": "pose_failed", "message": "The pose service failed on this frame."}
+
+
+def pin_to_cpu(index: int) -> int:
+    """Keep this process on one CPU: the `index`-th (modulo) of those it may use. A worker left
+    free to move shares every core with the others and with the web process, and the model's
+    threads then wait for each other; pinned, each worker has a core of its own."""
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[index % len(cpus)]
+    os.sched_setaffinity(0, {cpu})
+    return cpu
 
 
 # --- A process pool's initializer and task --------------------------------------------------------
 _process_server: FrameServer | None = None
 
 
-def start_process_server() -> None:
+def start_process_server(started: Any = None, runtime: str = "mediapipe") -> None:
+    """A pool process's engine on the pose `runtime`; `started`, a shared multiprocessing counter
+    of the processes started so far, gives each its own CPU."""
     global _process_server
-    _process_server = FrameServer()
+    if started is not None:
+        with started.get_lock():
+            index = started.value
+            started.value += 1
+        pin_to_cpu(index)
+    _process_server = FrameServer(runtime)
 
 
 def serve_frame_in_process(

@@ -260,9 +260,11 @@ def _offline(frames: list[np.ndarray]) -> list[tuple[Pose | None, IdentityStatus
     return answers
 
 
-def _live(frames: list[np.ndarray]) -> list[tuple[Pose | None, IdentityStatus]]:
+def _live(
+    frames: list[np.ndarray], runtime: str = "mediapipe"
+) -> list[tuple[Pose | None, IdentityStatus]]:
     """As a pose worker serves a page's frames: 640x480 at most, JPEG 70, tracking carried."""
-    server, tracking, answers = FrameServer(), None, []
+    server, tracking, answers = FrameServer(runtime), None, []
     for index, frame in enumerate(frames):
         scale = min(640 / frame.shape[1], 480 / frame.shape[0])
         small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -274,9 +276,15 @@ def _live(frames: list[np.ndarray]) -> list[tuple[Pose | None, IdentityStatus]]:
     return answers
 
 
+def _live_on_litert(frames: list[np.ndarray]) -> list[tuple[Pose | None, IdentityStatus]]:
+    return _live(frames, "litert")
+
+
 @needs_lab_clips
 @pytest.mark.parametrize("clip", CLIPS)
-@pytest.mark.parametrize("run", [_offline, _live], ids=["offline", "live"])
+@pytest.mark.parametrize(
+    "run", [_offline, _live, _live_on_litert], ids=["offline", "live", "live-litert"]
+)
 def test_with_the_patient_learnt_first_the_engine_never_gives_a_pose_on_anyone_else(
     lab_frames, clip, run
 ):
@@ -308,7 +316,9 @@ def test_with_someone_else_learnt_first_the_engine_never_gives_the_patient_inste
 
 @needs_lab_clips
 @pytest.mark.parametrize("clip", CLIPS)
-@pytest.mark.parametrize("run", [_offline, _live], ids=["offline", "live"])
+@pytest.mark.parametrize(
+    "run", [_offline, _live, _live_on_litert], ids=["offline", "live", "live-litert"]
+)
 def test_with_two_people_in_view_from_the_start_it_waits_instead_of_guessing(lab_frames, clip, run):
     """Nobody has been learnt and two people stand there: no pose, "uncertain", throughout
     (a live session tells the patient; nothing is counted). The detector misses the other

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from analysis.pose.engine import PoseEngine, Tracking
+from analysis.pose.engine import RUNTIMES, PoseEngine, Tracking
 from analysis.pose.identity import COLOUR_BINS, ENROL_FRAMES, IdentityStatus, Signature
 from analysis.pose.roi import RegionOfInterest
 from analysis.pose.worker import FrameServer, serve_frame, tracking_from_dict, tracking_to_dict
@@ -63,6 +63,18 @@ def test_a_malformed_tracking_state_only_costs_a_fresh_detection(state):
     assert tracking.next_box is None and tracking.last_seen is None
 
 
+def test_a_worker_on_litert_serves_a_stream_and_learns_its_person():
+    server = FrameServer("litert")
+    tracking = None
+    for index, jpeg in enumerate(_squat_jpegs(ENROL_FRAMES + 2)):
+        reply = server.serve(jpeg, index / 15, tracking)
+        json.dumps(reply)
+        assert reply["pose"] is not None and reply["pose"]["image_size"] == [360, 640]
+        tracking = reply["tracking"]
+        assert tracking["next_box"] is not None
+    assert reply["identity"] == "confirmed"
+
+
 def test_a_worker_whose_engine_broke_loses_one_frame_and_serves_the_next():
     server = FrameServer()
     jpeg = _squat_jpegs(1)[0]
@@ -70,6 +82,21 @@ def test_a_worker_whose_engine_broke_loses_one_frame_and_serves_the_next():
     assert server.serve(jpeg, 0.0, None)["error"] == "pose_failed"
     answer = server.serve(jpeg, 0.1, None)
     assert answer["pose"] is not None and len(answer["pose"]["image_xyz"]) == 33
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_worker_rebuilt_after_a_failure_stays_on_its_runtime(runtime, monkeypatch):
+    """The fresh engine answers exactly as a fresh worker on the same runtime (the runtimes' own
+    landmarks differ by a pixel or two)."""
+    server = FrameServer(runtime)
+    jpeg = _squat_jpegs(1)[0]
+
+    def failing(*args: object) -> None:
+        raise RuntimeError("the model failed")  # LiteRT holds no state that could break
+
+    monkeypatch.setattr(server.engine, "estimate", failing)
+    assert server.serve(jpeg, 0.0, None)["error"] == "pose_failed"
+    assert server.serve(jpeg, 0.1, None) == FrameServer(runtime).serve(jpeg, 0.1, None)
 
 
 def _side_squat_jpegs(count: int) -> list[bytes]:

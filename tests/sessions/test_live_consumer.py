@@ -35,7 +35,6 @@ from tests.conftest import World, rep_data
 from tests.processes import production_workers
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-SQUAT_VIDEO = FIXTURES / "squat_side_rohanx01.mp4"
 ORIGIN = b"http://testserver"
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,27 +46,6 @@ def live_settings(settings: Any, eager_celery: None) -> None:
     # The local pose worker processes and Celery in-process, whatever the environment (the
     # production topology has its own test, with real `pose_worker` and Celery processes).
     settings.POSE_TRANSPORT = "local"
-
-
-@pytest.fixture(scope="module")
-def squat_frames() -> list[tuple[float, bytes]]:
-    """(capture ms, JPEG) of the side-view squat video at 15 frames/s, fitted into 640x480 as the
-    page sends them."""
-    capture = cv2.VideoCapture(str(SQUAT_VIDEO))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    frames, index = [], 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        if index % round(fps / 15) == 0:
-            scale = min(640 / image.shape[1], 480 / image.shape[0])
-            small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes()
-            frames.append((index / fps * 1000, jpeg))
-        index += 1
-    capture.release()
-    return frames
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -110,3 +110,20 @@ def test_a_movement_that_did_not_count_says_why_and_the_pose_carries_set_up_advi
     }
     pose = protocol.pose_message(7, None, feedback, dropped=0)
     assert pose["advice"] == VIEW_ADVICE["turn_side"] and pose["placement"] is None
+
+
+@pytest.mark.parametrize(
+    ("stage", "fps"),
+    [
+        (Stage.PLACING, 15),
+        (Stage.COUNTDOWN, 5),
+        (Stage.COUNTING, 15),
+        (Stage.RESTING, 5),
+        (Stage.DONE, 5),
+    ],
+)
+def test_the_page_is_asked_for_fewer_frames_while_nothing_is_counted(
+    stage: Stage, fps: int
+) -> None:
+    pose = protocol.pose_message(1, None, Feedback(stage, 1, 0), dropped=0)
+    assert pose["fps"] == fps

@@ -61,13 +61,13 @@ def test_a_user_gets_at_most_cap_slots_and_a_released_one_can_be_taken_again(
     user, other_user = a_user_id(), a_user_id()
 
     def claim(user_id: int, connection: str) -> bool:
-        return registry.claim(user_id=user_id, connection_id=connection, cap=2, stale_s=30)
+        return registry.claim(pool=str(user_id), connection_id=connection, cap=2, stale_s=30)
 
     assert claim(user, "a") and claim(user, "b")
     assert not claim(user, "c")
     assert claim(user, "a")  # claiming again (the heartbeat) keeps a slot
     assert claim(other_user, "c")  # per user
-    registry.release(user_id=user, connection_id="b")
+    registry.release(pool=str(user), connection_id="b")
     assert claim(user, "c")
     assert not claim(user, "d")
 
@@ -78,7 +78,7 @@ def test_a_slot_not_claimed_again_in_time_goes_stale_and_is_free(
     user = a_user_id()
 
     def claim(connection: str) -> bool:
-        return registry.claim(user_id=user, connection_id=connection, cap=2, stale_s=1.0)
+        return registry.claim(pool=str(user), connection_id=connection, cap=2, stale_s=1.0)
 
     assert claim("alive") and claim("crashed")
     time.sleep(0.6)
@@ -96,7 +96,7 @@ def test_racing_claims_never_exceed_the_cap(registry: SocketRegistry) -> None:
 
     def race(index: int) -> None:
         start.wait()
-        won.append(registry.claim(user_id=user, connection_id=f"c{index}", cap=3, stale_s=30))
+        won.append(registry.claim(pool=str(user), connection_id=f"c{index}", cap=3, stale_s=30))
 
     threads = [threading.Thread(target=race, args=(index,)) for index in range(racers)]
     for thread in threads:

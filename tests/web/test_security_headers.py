@@ -80,7 +80,11 @@ def test_every_plain_route_answers_with_the_security_headers(world: World, name:
     actor = "patient_p" if name in PATIENT_PAGES else "therapist_a"
     for who in (actor, "anonymous"):
         response = client_for(world, who).get(reverse(name))
-        assert response.status_code < 500, f"{name} as {who}: {response.status_code}"
+        # Readiness answers 503 while a service it needs is away (no pose worker in this test).
+        allowed = (503,) if name == "health_ready" else ()
+        assert response.status_code < 500 or response.status_code in allowed, (
+            f"{name} as {who}: {response.status_code}"
+        )
         assert_secure_headers(response, f"{name} as {who}")
 
 

@@ -2,7 +2,8 @@
 // picture off the <video>, JPEG encoding behind the 16-byte "RF" header (sessions/protocol.py),
 // and the pacing. At most MAX_UNANSWERED frames are on their way at any time; a `pose` or
 // `error` with sequence number s answers every frame up to s (the server drops frames it
-// replaced). The rate falls when the server reports drops and climbs back after a calm spell.
+// replaced). The rate falls when the server reports drops and climbs back after a calm spell,
+// and never goes above what the server says the movement needs now (fewer frames at rest).
 
 import { el, finite, setText, show, socketOpen, state, timers } from "./state.js";
 import { CAMERA_LOST_TEXT, setStatus, showPlacement, showProblem } from "./readouts.js";
@@ -30,6 +31,7 @@ const frames = {
   encoding: false,
   lastCaptureAt: -Infinity,
   fps: MAX_FPS,
+  wantedFps: MAX_FPS, // the server's `fps`: what the stage of the exercise needs
   dropped: 0,
   lastDropAt: 0,
   lastRaiseAt: 0,
@@ -128,7 +130,8 @@ export function pump() {
   clearTimeout(timers.pump);
   timers.pump = null;
   if (!canSendFrame()) return;
-  const wait = frames.lastCaptureAt + 1000 / frames.fps - performance.now();
+  const fps = Math.min(frames.fps, frames.wantedFps);
+  const wait = frames.lastCaptureAt + 1000 / fps - performance.now();
   if (wait > 0) {
     timers.pump = setTimeout(pump, wait);
     return;
@@ -199,8 +202,11 @@ export function markAnswered(seq) {
   return sentAt;
 }
 
-/** Frames dropped by the server: slow down; none for a while: speed up again, slowly. */
-export function adaptRate(dropped) {
+/** Frames dropped by the server: slow down; none for a while: speed up again, slowly. The
+ * server's `fps` caps the rate at once, both ways (a rest, then the next set). */
+export function adaptRate(dropped, wantedFps) {
+  const wanted = finite(wantedFps);
+  if (wanted !== null) frames.wantedFps = Math.min(MAX_FPS, Math.max(1, wanted));
   const d = finite(dropped);
   if (d === null) return;
   const now = performance.now();

@@ -18,6 +18,7 @@ const CONNECTION_TEXT = {
   reconnecting: "Reconnecting…",
   closed: "Disconnected",
   offline: "Not connected",
+  busy: "Service busy",
 };
 const BAND_TEXT = { in: "on target", close: "almost there", out: "" };
 

@@ -31,6 +31,7 @@ const CLOSE_ABUSE = 4408;
 const CLOSE_ENDED_ELSEWHERE = 4409;
 const CLOSE_SIGNED_OUT = 4403;
 const CLOSE_TOO_MANY_SOCKETS = 4429;
+const CLOSE_BUSY = 4503;
 
 // A frame the pose workers could not take (in time): load or an outage, not a fault of the page.
 const BUSY_CODES = new Set(["pose_timeout", "pose_busy", "pose_unreachable"]);
@@ -102,6 +103,8 @@ function onClose(event) {
     offerSignIn();
   } else if (event.code === CLOSE_TOO_MANY_SOCKETS) {
     stopForGood("This session is open in another window. Go on there, or close it and reload this page.");
+  } else if (event.code === CLOSE_BUSY) {
+    waitForRoom();
   } else {
     // 1000 without `ended`, 1001, 1006, 1011…: try again; the next `ready` restores the counts.
     scheduleReconnect();
@@ -114,6 +117,16 @@ function scheduleReconnect() {
   setConnection(navigator.onLine === false ? "offline" : "reconnecting");
   clearTimeout(timers.reconnect);
   timers.reconnect = setTimeout(connect, delay);
+}
+
+/** The live service is full: say so, keep the camera, and ask again after the `retry_s` of the
+ * `service_busy` error that came before the close (the session is kept). */
+function waitForRoom() {
+  const seconds = Math.max(1, state.busyRetryS ?? 30);
+  setConnection("busy");
+  showPlacement(`The live service is busy right now. Your session is kept: this page tries again in ${seconds} seconds.`);
+  clearTimeout(timers.reconnect);
+  timers.reconnect = setTimeout(connect, seconds * 1000);
 }
 
 /** The server will not take this session any more: stop everything and say why. */
@@ -233,7 +246,7 @@ function takePlan(p) {
 function onPose(message) {
   const sentAt = markAnswered(message.seq);
   if (sentAt !== undefined) showRtt(performance.now() - sentAt);
-  adaptRate(message.dropped);
+  adaptRate(message.dropped, message.fps);
 
   state.stage = typeof message.stage === "string" ? message.stage : null;
   state.landmarks = validLandmarks(message.landmarks);
@@ -290,6 +303,10 @@ function onError(message) {
   markAnswered(message.seq);
   const code = typeof message.code === "string" ? message.code : "error";
   const text = typeof message.message === "string" ? message.message : "";
+  if (code === "service_busy") {
+    state.busyRetryS = finite(message.retry_s); // the 4503 close follows: waitForRoom says it
+    return;
+  }
   if (BUSY_CODES.has(code)) {
     setStatus("The server is busy: a picture was skipped.");
   } else {

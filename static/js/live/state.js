@@ -106,6 +106,7 @@ export const state = {
   finished: false, // ended, or closed for good: no reconnecting, no frames
   endRequested: false,
   reconnectAttempt: 0,
+  busyRetryS: null, // the service was full: ask again after this many seconds
   rttMs: null,
   // What the server said last.
   segment: null,
