@@ -232,8 +232,9 @@ def stand_in_main(recording_path: Path, service: ServiceTime, seed: int, crashes
             asyncio.run(serve(get_channel_layer(), server))
             return  # stopped (SIGTERM)
         except ChannelFull:
-            # A web process's reply channel is full: pose_worker dies of it. Counted, and the
-            # loop starts again at once, as a supervisor would restart the worker (later).
+            # pose_worker drops a reply its web process has no room for; a ChannelFull that
+            # still escapes its loop would end a real worker. Counted (it should stay 0), and the
+            # loop starts again at once, as a supervisor would restart the worker.
             with crashes.get_lock():
                 crashes.value += 1
 
@@ -761,7 +762,7 @@ def print_step(result: StepResult) -> None:
         f"machine {window.cpu_pct('machine'):.0f} of {100 * (os.cpu_count() or 1)}\n"
         f"  daphne RSS {window.end.daphne_rss_mb:.0f} MB; Redis {commands:.0f} commands/s, "
         f"{mb_in:.1f} MB/s in, {mb_out:.1f} MB/s out; pose cores busy {busy['pose cores']:.0f}%\n"
-        f"  stand-ins that hit ChannelFull on a reply (a pose_worker dies of it): "
+        f"  stand-ins ended by a ChannelFull (should stay 0): "
         f"{window.end.stand_in_crashes - result.idle.start.stand_in_crashes}\n"
         f"  at its limit: {result.limit()}"
     )  # fmt: skip

@@ -3,6 +3,7 @@ follow the figures given, and its bulk-created patients are real sign-ins the li
 accepts."""
 
 import asyncio
+import functools
 import importlib.util
 import random
 import statistics
@@ -17,6 +18,7 @@ from channels.testing import WebsocketCommunicator
 from rehab.asgi import application
 from sessions.management.commands.pose_worker import serve_one
 from sessions.pose_client import REQUEST_CHANNEL
+from tests.sessions.test_live_consumer import run
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER = {"pose": None, "tracking": {"next_box": None, "last_seen": None}, "identity": "enrolling"}
@@ -47,7 +49,7 @@ def ask(bench: Any, frame: bytes, service_ms: str) -> tuple[dict[str, Any], floa
         await serve_one(layer, server, asyncio.Event())
         return await layer.receive(reply_to), time.perf_counter() - started
 
-    return asyncio.run(scenario())
+    return run(scenario)
 
 
 def test_the_stand_in_answers_the_recorded_answer_after_its_service_time(bench: Any) -> None:
@@ -94,4 +96,4 @@ def test_bulk_created_patients_are_signed_in_and_their_sockets_are_ready(
         return str(message["type"])
 
     for session_id, cookie in clients[1:]:  # the copies, not the one made by the services
-        assert asyncio.run(ready(session_id, cookie)) == "ready"
+        assert run(functools.partial(ready, session_id, cookie)) == "ready"

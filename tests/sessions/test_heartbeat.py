@@ -22,6 +22,7 @@ from django.urls import reverse
 
 from sessions import heartbeat
 from tests.processes import BIN, ROOT, Background, RedisServer
+from tests.sessions.test_live_consumer import run
 
 pytestmark = pytest.mark.django_db  # the readiness endpoint reaches the database
 
@@ -91,7 +92,7 @@ def test_a_beating_loop_keeps_its_key_past_the_ttl_and_deletes_it_when_stopped(
         await beating
         return [*counts, alive(own_redis.url)]
 
-    assert asyncio.run(scenario()) == [1, 0]
+    assert run(scenario) == [1, 0]
 
 
 @WITH_REDIS
@@ -115,7 +116,7 @@ def test_a_loop_stuck_longer_than_the_ttl_goes_stale_and_beats_again_after(
         await beating
         return counts
 
-    assert asyncio.run(scenario()) == [1, 0, 1]
+    assert run(scenario) == [1, 0, 1]
 
 
 def pose_worker(url: str) -> Background:

@@ -12,6 +12,7 @@ from channels.layers import InMemoryChannelLayer
 from analysis.pose.worker import FrameServer
 from sessions.management.commands.pose_worker import serve_one
 from sessions.pose_client import REQUEST_CHANNEL
+from tests.sessions.test_live_consumer import run
 
 
 def request(reply_to: str, request_id: int) -> dict[str, Any]:
@@ -34,6 +35,6 @@ def test_a_full_reply_channel_costs_one_answer_not_the_worker() -> None:
         await serve_one(layer, server, asyncio.Event())
         return dict(await layer.receive(reply_to))
 
-    reply = asyncio.run(scenario())
+    reply = run(scenario)
     server.engine.close()
     assert reply["id"] == 2 and reply["answer"]["pose"] is None  # a grey frame: nobody

@@ -2,7 +2,6 @@
 they answer and when readiness fails, on the embedded defaults and with Redis and real worker
 processes (the CI's second run)."""
 
-import asyncio
 import os
 import re
 import signal
@@ -22,6 +21,7 @@ from django.urls import resolve, reverse
 
 from sessions import pose_client
 from tests.processes import TcpProxy, production_workers
+from tests.sessions.test_live_consumer import run
 from web.health import ReadinessView
 
 pytestmark = pytest.mark.django_db  # readiness reaches the database
@@ -122,7 +122,7 @@ def test_ready_fails_while_a_local_pose_process_is_dead_until_the_next_frame_rep
     status, body = verdict
     assert status == 503 and body["checks"]["PoseWorkers"] == "Unavailable"
 
-    answer = asyncio.run(pose_client.LocalPoseClient().estimate(b"", 0.0, None))
+    answer = run(lambda: pose_client.LocalPoseClient().estimate(b"", 0.0, None))
     assert answer == pose_client.TIMEOUT_ANSWER  # that frame is lost; the pool is replaced
     pose_client.warm_up()
     new_pool = pose_client.started_local_pool()

@@ -23,6 +23,7 @@ from django.test import AsyncClient, Client
 from django.urls import reverse
 
 from rehab.celery import app as celery_app
+from tests.sessions.test_live_consumer import run
 from web import logs
 from web.request_id import HEADER
 
@@ -132,7 +133,7 @@ def test_two_concurrent_contexts_keep_their_ids_through_sync_to_async(json_log: 
         first, second = asyncio.Event(), asyncio.Event()
         await asyncio.gather(serve("a-1", first, second), serve("b-2", second, first))
 
-    asyncio.run(both())
+    run(both)
     for request_id in ("a-1", "b-2"):
         for where in ("thread", "loop"):
             line = json_log.saying(f"{where} of {request_id}")
@@ -153,6 +154,7 @@ class Repeater(AsyncWebsocketConsumer):
         await self.send(text_data=self.connection_id)
 
 
+@pytest.mark.django_db  # a Channels consumer tidies the thread's database connections
 def test_each_live_connection_logs_its_own_id_from_connect_on(json_log: JsonLog) -> None:
     async def two_connections() -> list[str]:
         sockets = [
@@ -169,7 +171,7 @@ def test_each_live_connection_logs_its_own_id_from_connect_on(json_log: JsonLog)
             await socket.disconnect()
         return ids
 
-    kept, new = asyncio.run(two_connections())
+    kept, new = run(two_connections)
     assert kept == "proxy-upgrade-7" and NEW_ID.fullmatch(new)
     assert json_log.saying("received frame-0")["connection_id"] == kept
     assert json_log.saying("received frame-1")["connection_id"] == new
