@@ -538,6 +538,8 @@ class FuzzRecord:
     problems: list[str] = field(default_factory=list)  # loop exceptions, logged errors
     examples: int = 0
     memory_after: list[int] = field(default_factory=list)  # traced bytes, every 10th example
+    # The first and the latest heap snapshots: where it grew, said when the bound is passed.
+    snapshots: list[tracemalloc.Snapshot] = field(default_factory=list)
     worst_peak: int = 0  # traced bytes above the level before the message, while answering it
 
 
@@ -553,7 +555,7 @@ class ErrorLog(logging.Handler):
         self.record.problems.append(f"{record.name}: {record.getMessage()}")
 
 
-def application_memory() -> int:
+def application_memory(record: FuzzRecord) -> int:
     """Bytes held by the Python heap of the test process, but for hypothesis' own bookkeeping
     (its engine keeps every example's choices, which grows with the number of examples)."""
     gc.collect()
@@ -563,7 +565,14 @@ def application_memory() -> int:
             tracemalloc.Filter(False, tracemalloc.__file__),
         ]
     )
+    record.snapshots[1:] = [snapshot]
     return sum(trace.size for trace in snapshot.traces)
+
+
+def growth_sites(record: FuzzRecord, count: int = 15) -> str:
+    """The source lines whose allocations grew most from the first snapshot to the latest."""
+    first, last = record.snapshots[0], record.snapshots[-1]
+    return "\n".join(f"  {stat}" for stat in last.compare_to(first, "lineno")[:count])
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -764,7 +773,7 @@ def test_generated_streams_are_answered_or_closed_as_documented_with_bounded_mem
     logging.getLogger().addHandler(log)
     tracemalloc.start()
     warm_up(headers, world.p, prescription)
-    record.memory_after.append(application_memory())
+    record.memory_after.append(application_memory(record))
     started = time.monotonic()
 
     @settings(FUZZ, max_examples=CONNECTIONS)
@@ -791,12 +800,12 @@ def test_generated_streams_are_answered_or_closed_as_documented_with_bounded_mem
         run(scenario)
         record.examples += 1
         if record.examples % 10 == 0:
-            record.memory_after.append(application_memory())
+            record.memory_after.append(application_memory(record))
         assert not record.problems, record.problems
 
     try:
         one_connection()
-        record.memory_after.append(application_memory())
+        record.memory_after.append(application_memory(record))
     finally:
         tracemalloc.stop()
         logging.getLogger().removeHandler(log)
@@ -818,7 +827,7 @@ def test_generated_streams_are_answered_or_closed_as_documented_with_bounded_mem
         f"  slowest {[(round(took, 2), kind, reply) for took, kind, reply in record.slowest]}"
     )
     assert record.messages >= MESSAGES_REQUIRED
-    assert growth <= growth_bound
+    assert growth <= growth_bound, f"the heap grew most at:\n{growth_sites(record)}"
     assert record.worst_peak <= MAX_PEAK_BYTES
     # The fuzzing reached the interesting places: real poses, every protocol refusal, the worker's
     # own refusals, the abuse close and the end of a session.
