@@ -169,6 +169,13 @@ def local_pool() -> ProcessPoolExecutor:
         return _pool
 
 
+def stop_local_pool() -> None:
+    """Stop the local pose processes, if started: the next frame starts a pool with the settings
+    of then (a test that changed POSE_LOCAL_WORKERS leaves none of its size behind)."""
+    if (pool := _pool) is not None:
+        _replace_pool(pool)
+
+
 def started_local_pool() -> ProcessPoolExecutor | None:
     """The local pool if it has been started, else None; starts nothing (readiness reads it)."""
     return _pool

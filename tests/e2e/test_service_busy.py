@@ -1,12 +1,14 @@
 """Beyond what the pose workers serve at full rate, a patient who starts a live session is told the
 service is busy and gets in by themselves once there is room, in real headless Chromium."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from playwright.sync_api import Browser, Page, expect
 
+from sessions import pose_client
 from tests.e2e.conftest import screenshot, start_the_squat
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -20,13 +22,21 @@ def sign_in(page: Page, base: str, email: str, first_name: str) -> None:
     expect(page.get_by_role("heading", name=f"Hello {first_name}")).to_be_visible()
 
 
-def test_a_patient_beyond_capacity_is_told_the_service_is_busy_and_gets_in_when_one_leaves(
-    webcam_browser: Browser, asgi_server: str, settings: Any
-) -> None:
-    # The local pool, one process serving one stream at full rate, whatever the environment.
+@pytest.fixture
+def one_local_pose_process(settings: Any) -> Iterator[None]:
+    """The local pool, one process serving one stream at full rate, whatever the environment;
+    the pool of this size is stopped afterwards."""
     settings.POSE_TRANSPORT = "local"
     settings.POSE_LOCAL_WORKERS = 1
     settings.LIVE_STREAMS_PER_POSE_WORKER = 1
+    pose_client.stop_local_pool()
+    yield
+    pose_client.stop_local_pool()
+
+
+def test_a_patient_beyond_capacity_is_told_the_service_is_busy_and_gets_in_when_one_leaves(
+    webcam_browser: Browser, asgi_server: str, one_local_pose_process: None, settings: Any
+) -> None:
     settings.LIVE_BUSY_RETRY_S = 3
     call_command("demo_clinic", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
     first = webcam_browser.new_context(viewport={"width": 1280, "height": 720})
