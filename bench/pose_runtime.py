@@ -38,9 +38,10 @@ import numpy as np  # noqa: E402
 from mediapipe.python._framework_bindings import resource_util  # noqa: E402
 
 from analysis.pose.blazepose import BlazePose, BoxTracking, Model  # noqa: E402
-from analysis.pose.engine import UNRELATED_FRAMES_US, PoseEngine, Tracking  # noqa: E402
+from analysis.pose.engine import PoseEngine, Tracking  # noqa: E402
 from analysis.pose.graphs import (  # noqa: E402
     DETECTOR_GRAPH,
+    UNRELATED_FRAMES_US,
     Graph,
     detect_boxes,
     image_packet,

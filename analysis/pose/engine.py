@@ -45,7 +45,6 @@ from typing import Protocol
 import numpy as np
 
 from analysis.pose.blazepose import DirectBackend
-from analysis.pose.graphs import UNRELATED_FRAMES_US as UNRELATED_FRAMES_US  # multi.py's too
 from analysis.pose.graphs import GraphBackend
 from analysis.pose.identity import (
     MATCH_LIMIT,

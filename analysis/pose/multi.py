@@ -32,9 +32,9 @@ import numpy as np
 from mediapipe.python._framework_bindings import resource_util
 
 from analysis.landmarks import Landmark
-from analysis.pose.engine import UNRELATED_FRAMES_US
 from analysis.pose.graphs import (
     DETECTOR_GRAPH,
+    UNRELATED_FRAMES_US,
     Graph,
     detect_boxes,
     image_packet,
